@@ -1,0 +1,18 @@
+"""sklcifar: scikit-learn compatible Keras CNNs for small (grayscale) images such as CIFAR.
+
+Data flows one way: ``datasets`` (uint8 arrays, labels, names) -> ``transformers``
+(grayscale, scaling, perturbations) -> an estimator from ``estimators`` whose network comes
+from ``architectures`` -> joblib file -> ``cli``, ``robustness`` and ``plots``.
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter (oneDNN notices, CPU feature lines) is noise for users
+# of a scikit-learn API; keep warnings and errors. Respect a value the user has set.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
+
+from .estimators import ConvNetClassifier, ImageClassifier  # noqa: E402
+
+__all__ = ["ConvNetClassifier", "ImageClassifier", "__version__"]

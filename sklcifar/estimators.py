@@ -1,0 +1,642 @@
+"""scikit-learn classifiers for images, built on scikeras' ``KerasClassifier``.
+
+``ImageClassifier`` is the base of every sklcifar classifier. It
+
+- reports correct scikit-learn tags (scikeras 0.13 predates the tag API of scikit-learn 1.6+,
+  so ``is_classifier`` was False and ``cv=5`` silently used unstratified folds);
+- takes images (N, H, W) or (N, H, W, C), uint8 or float, with any label type;
+- holds out a stratified validation split inside ``fit`` for early stopping that restores
+  the best weights, and keeps per-epoch ``history_``;
+- runs the training recipe of ``sklcifar.training``: optimiser and schedule, label
+  smoothing, per-epoch augmentation, bf16 mixed precision where the CPU has it, and flip
+  test-time augmentation;
+- records the package versions when pickled and warns when loaded under others.
+
+Subclasses choose the network (``_build_network``) and their recipe defaults (``recipe``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+from scikeras.wrappers import KerasClassifier
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import StratifiedShuffleSplit
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._tags import ClassifierTags
+from sklearn.utils.multiclass import type_of_target
+
+from . import architectures, training
+from .transformers import PerturbationTransformer, RandomFlip, RandomRotation, RandomShift
+
+# Shorthand names accepted in ``augment``; each maps to a transformer with its defaults.
+AUGMENTATIONS = {"flip": RandomFlip, "shift": RandomShift, "rotation": RandomRotation}
+
+
+class VersionMismatchWarning(UserWarning):
+    """A saved model is loaded under other sklcifar, Keras or TensorFlow versions."""
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide whether a saved model loads and predicts the same."""
+    import tensorflow as tf
+
+    from . import __version__
+
+    return {"sklcifar": __version__, "keras": keras.__version__, "tensorflow": tf.__version__}
+
+
+def _check_rate(name: str, value) -> None:
+    rates = np.atleast_1d(np.asarray(value, dtype=float))
+    if rates.size == 0 or np.any((rates < 0) | (rates >= 1)) or not np.all(np.isfinite(rates)):
+        raise ValueError(f"{name} must be in [0, 1) (a rate, or one rate per layer); got {value!r}.")
+
+
+class ImageClassifier(KerasClassifier):
+    """Base class of sklcifar's Keras image classifiers.
+
+    Recipe parameters left at ``None`` take the class's ``recipe`` default, so each
+    architecture keeps the training recipe that suits it while ``get_params`` still returns
+    exactly what the user passed.
+
+    Parameters
+    ----------
+    epochs, batch_size : int or None
+        Training length and mini-batch size.
+    optimizer : {"adam", "adamw", "sgd", "nesterov"} or None
+        "nesterov" is SGD with Nesterov momentum.
+    learning_rate, momentum, weight_decay : float or None
+        Peak learning rate; momentum for the SGD optimisers; decoupled weight decay.
+    lr_schedule : {"constant", "warmup_linear"} or None
+        "warmup_linear" warms up over ``warmup_epochs`` then decays linearly to zero.
+    warmup_epochs : float or None
+    label_smoothing : float or None
+        In [0, 1).
+    augment : sequence or None
+        Per-epoch training augmentation: ``PerturbationTransformer`` instances (e.g.
+        ``RandomFlip()``, ``PixelNoise(0.03)``) or the names "flip", "shift", "rotation";
+        fresh random draws every epoch. ``()`` for none.
+    tta : bool or None
+        Average the predictions for the images and their mirror images.
+    validation_fraction : float, default=0.1
+        Stratified share of the training images held out for early stopping; 0 trains on
+        all images (then no early stopping).
+    patience : int or None
+        Epochs without a lower validation loss before stopping; the best weights are
+        restored. ``None`` disables early stopping (validation is still recorded).
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        "auto" uses bf16 mixed precision where the CPU has native bf16 (AVX-512 BF16/AMX).
+    random_state : int, RandomState or None
+        Seeds the split, weights, shuffling, dropout and augmentation.
+    verbose : int, default=0
+        1 shows Keras' progress bar.
+    callbacks : list of keras.callbacks.Callback or None
+        Appended to the default callbacks (early stopping).
+    **kwargs
+        Passed to ``scikeras.wrappers.KerasClassifier``.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+    model_ : keras.Model
+    history_ : dict of str to list of float
+        Per-epoch ``loss``, ``accuracy`` and, with validation, ``val_loss``, ``val_accuracy``.
+    image_shape_ : tuple
+        (height, width, channels) seen in ``fit``.
+    dtype_policy_ : str
+        Keras dtype policy the network was built with.
+    """
+
+    recipe: ClassVar[dict[str, Any]] = {
+        "epochs": 30,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "lr_schedule": "constant",
+        "warmup_epochs": 0.0,
+        "label_smoothing": 0.0,
+        "augment": (),
+        "tta": False,
+        "patience": 10,
+    }
+
+    _parameter_constraints: ClassVar[dict] = {
+        "epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "optimizer": [StrOptions(set(training.OPTIMIZERS)), None],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "momentum": [Interval(Real, 0, 1, closed="left"), None],
+        "weight_decay": [Interval(Real, 0, None, closed="left"), None],
+        "lr_schedule": [StrOptions(set(training.LR_SCHEDULES)), None],
+        "warmup_epochs": [Interval(Real, 0, None, closed="left"), None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left"), None],
+        "augment": [list, tuple, None],
+        "tta": ["boolean", None],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "patience": [Interval(Integral, 0, None, closed="left"), None],
+        "precision": [StrOptions(set(training.PRECISIONS))],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        optimizer: str | None = None,
+        learning_rate: float | None = None,
+        momentum: float | None = None,
+        weight_decay: float | None = None,
+        lr_schedule: str | None = None,
+        warmup_epochs: float | None = None,
+        label_smoothing: float | None = None,
+        augment: Sequence | None = None,
+        tta: bool | None = None,
+        validation_fraction: float = 0.1,
+        patience: int | None = None,
+        precision: str = "auto",
+        random_state=None,
+        verbose: int = 0,
+        callbacks=None,
+        **kwargs,
+    ):
+        super().__init__(
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            random_state=random_state,
+            verbose=verbose,
+            callbacks=callbacks,
+            **kwargs,
+        )
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.label_smoothing = label_smoothing
+        self.augment = augment
+        self.tta = tta
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.precision = precision
+
+    # ----------------------------------------------------------------- scikit-learn tags
+    def __sklearn_tags__(self):
+        # scikeras 0.13 lists ClassifierMixin after BaseWrapper, so BaseEstimator's tags win
+        # the MRO and estimator_type stays None on scikit-learn >= 1.7: set them here.
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags(multi_class=True, poor_score=True)
+        tags.target_tags.required = True
+        tags.non_deterministic = True  # multi-threaded float sums differ in the last bits
+        return tags
+
+    # ------------------------------------------------------------------ parameter access
+    def _setting(self, name: str):
+        """A recipe parameter: the user's value, else this class's recipe default."""
+        value = getattr(self, name)
+        return type(self).recipe[name] if value is None else value
+
+    def _validate_params(self) -> None:
+        constraints: dict = {}
+        for klass in reversed(type(self).__mro__):
+            constraints.update(vars(klass).get("_parameter_constraints", {}))
+        validate_parameter_constraints(
+            constraints, self.get_params(deep=False), caller_name=type(self).__name__
+        )
+        self._check_architecture()
+
+    def _check_architecture(self) -> None:
+        """Subclasses check their architecture choices here (before any layer is built)."""
+
+    def _augmentations(self) -> list[PerturbationTransformer]:
+        steps = []
+        for step in self._setting("augment"):
+            if isinstance(step, str):
+                if step not in AUGMENTATIONS:
+                    raise ValueError(
+                        f"augment names must be among {sorted(AUGMENTATIONS)} (or be "
+                        f"PerturbationTransformer instances); got {step!r}."
+                    )
+                step = AUGMENTATIONS[step]()
+            elif not isinstance(step, PerturbationTransformer):
+                raise ValueError(
+                    "augment takes PerturbationTransformer instances (RandomFlip(), "
+                    f"PixelNoise(), ...) or names; got {step!r}."
+                )
+            steps.append(step)
+        return steps
+
+    # ---------------------------------------------------------------------- input checks
+    def _validate_data(self, X=None, y=None, reset: bool = False, y_numeric: bool = False):
+        # Called by scikeras in fit (reset=True) and predict: turn images into float32 4-D
+        # arrays before scikeras' tabular checks see them.
+        if X is not None:
+            X = self._check_images(X, reset=reset)
+        return super()._validate_data(X, y, reset=reset, y_numeric=y_numeric)
+
+    def _check_images(self, X, *, reset: bool) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim == 3:
+            X = X[..., np.newaxis]
+        if X.ndim != 4:
+            raise ValueError(
+                "X must hold images of shape (n_images, height, width) or (n_images, height, "
+                f"width, channels); got an array of shape {X.shape} (rank {X.ndim})."
+            )
+        if X.dtype == np.uint8:
+            X = X.astype(np.float32) / np.float32(255)
+        elif X.dtype.kind == "f":
+            X = X.astype(np.float32, copy=False)
+            if not np.isfinite(X).all():
+                raise ValueError(
+                    f"X contains {np.count_nonzero(~np.isfinite(X))} NaN or infinite pixel "
+                    "values; images must be finite (uint8 0..255 or float)."
+                )
+        else:
+            raise ValueError(f"X must be uint8 (0..255) or float pixels; got dtype {X.dtype}.")
+        if reset:
+            self.image_shape_ = X.shape[1:]
+        elif hasattr(self, "image_shape_") and X.shape[1:] != tuple(self.image_shape_):
+            raise ValueError(
+                f"X has images of shape {X.shape[1:]} (height, width, channels), but this "
+                f"{type(self).__name__} was fitted on images of shape {self.image_shape_}."
+            )
+        return X
+
+    @staticmethod
+    def _check_labels(X, y) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be a 1-D array of class labels; got shape {y.shape}.")
+        if len(X) != len(y):
+            raise ValueError(
+                f"X has {len(X)} images but y has {len(y)} labels; they must be equally long."
+            )
+        target_type = type_of_target(y)
+        if target_type not in ("binary", "multiclass"):
+            raise ValueError(
+                f"y must hold class labels (ints or strings); got target type {target_type!r}."
+            )
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise ValueError(
+                f"y has a single class ({classes[0]!r}); a classifier needs at least two."
+            )
+        return y
+
+    # -------------------------------------------------------------------------- training
+    def _validation_split(self, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Stratified train/validation indices, or all indices and none."""
+        fraction = self.validation_fraction
+        if fraction == 0:
+            return np.arange(len(y)), np.array([], dtype=int)
+        classes, counts = np.unique(y, return_counts=True)
+        n_val = math.ceil(fraction * len(y))
+        smallest = counts.argmin()
+        if counts[smallest] < 2 or n_val < len(classes) or len(y) - n_val < len(classes):
+            raise ValueError(
+                f"validation_fraction={fraction} is too large or too small for the smallest "
+                f"class ({classes[smallest]!r} has {counts[smallest]} images in {len(y)}): the "
+                "stratified split needs every class in both parts (at least 2 images per "
+                f"class and {len(classes)} images on each side). Use more images, another "
+                "validation_fraction, or validation_fraction=0."
+            )
+        split = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
+        return next(split.split(np.zeros(len(y)), y))
+
+    def fit(self, X, y, sample_weight=None, **kwargs) -> ImageClassifier:
+        """Fit on images X and labels y, holding out a stratified validation split.
+
+        Parameters
+        ----------
+        X : array of shape (n_images, height, width[, channels]), uint8 or float
+        y : array of shape (n_images,), class labels of any type
+        sample_weight : array of shape (n_images,), optional
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        X = self._check_images(X, reset=True)
+        y = self._check_labels(X, y)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        train, val = self._validation_split(y, seed)
+        self._training_seed = seed
+        self._validation_rows = (X[val], y[val]) if len(val) else None
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight)[train]
+        self.dtype_policy_ = training.dtype_policy_name(self.precision)
+        self.n_train_ = len(train)
+        keras.utils.set_random_seed(seed)
+        try:
+            super().fit(
+                X[train], y[train], sample_weight=sample_weight, epochs=self._setting("epochs")
+            )
+        finally:
+            del self._validation_rows
+        return self
+
+    def _keras_build_fn(self, meta: dict) -> keras.Model:
+        """scikeras hook: build and compile the network for the data seen in ``fit``."""
+        epochs = self._setting("epochs")
+        X_train = self._stats_images
+        with training.dtype_policy(self.dtype_policy_):
+            model = self._build_network(
+                tuple(meta["X_shape_"][1:]),
+                meta["n_classes_"],
+                input_mean=X_train.mean(axis=(0, 1, 2)),
+                input_std=X_train.std(axis=(0, 1, 2)) + 1e-3,
+            )
+        model.compile(
+            optimizer=training.make_optimizer(
+                self._setting("optimizer"),
+                self._setting("learning_rate"),
+                momentum=self._setting("momentum"),
+                weight_decay=self._setting("weight_decay"),
+                schedule=self._setting("lr_schedule"),
+                warmup_epochs=self._setting("warmup_epochs"),
+                steps_per_epoch=math.ceil(meta["X_shape_"][0] / self._setting("batch_size")),
+                epochs=epochs,
+            ),
+            loss=training.SparseCrossentropy(self._setting("label_smoothing")),
+            metrics=["accuracy"],
+        )
+        return model
+
+    def _initialize(self, X, y=None):
+        # The standardisation layer needs the training images' statistics at build time.
+        X = self._stats_images = self._check_images(X, reset=True)
+        try:
+            return super()._initialize(X, y)
+        finally:
+            del self._stats_images
+
+    def _build_network(self, input_shape, n_classes, *, input_mean, input_std) -> keras.Model:
+        raise NotImplementedError
+
+    def _default_callbacks(self, has_validation: bool) -> list:
+        patience = self._setting("patience")
+        if not has_validation or patience is None:
+            return []
+        return [
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=patience, restore_best_weights=True
+            )
+        ]
+
+    def _fit_keras_model(
+        self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs
+    ) -> None:
+        # Replaces scikeras' loop: validation split, per-epoch augmentation, default
+        # callbacks first and the user's appended (skorch's convention).
+        validation = None
+        if self._validation_rows is not None:
+            X_val, y_val = self._validation_rows
+            validation = (
+                self.feature_encoder_.transform(self._check_images(X_val, reset=False)),
+                self.target_encoder_.transform(y_val),
+            )
+        batch_size = self._setting("batch_size")
+        augment = self._augmentations()
+        if augment:
+            data = {
+                "x": training.AugmentedBatches(
+                    X,
+                    y,
+                    batch_size=batch_size,
+                    augment=augment,
+                    seed=self._training_seed,
+                    sample_weight=sample_weight,
+                )
+            }
+        else:
+            data = {"x": X, "y": y, "batch_size": batch_size, "sample_weight": sample_weight}
+        history = self.model_.fit(
+            **data,
+            epochs=initial_epoch + epochs,
+            initial_epoch=initial_epoch,
+            validation_data=validation,
+            validation_batch_size=max(batch_size, 256),
+            callbacks=self._default_callbacks(validation is not None) + self._fit_callbacks,
+            verbose=self.verbose,
+        )
+        previous = self.history_ if warm_start and hasattr(self, "history_") else {}
+        self.history_ = {
+            key: list(previous.get(key, [])) + [float(v) for v in values]
+            for key, values in history.history.items()
+            if key != "learning_rate"
+        }
+
+    # ------------------------------------------------------------------------ prediction
+    def _predict_raw(self, X, **kwargs):
+        if not self.initialized_:
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet; call fit(X, y) before "
+                "predict, predict_proba or score."
+            )
+        X, _ = self._validate_data(X=X)
+        X = self.feature_encoder_.transform(X)
+        batch_size = max(self._setting("batch_size"), 512)
+        if not self._setting("tta"):
+            return self.model_.predict(X, batch_size=batch_size, verbose=0)
+        # Flip test-time augmentation: one pass over the images and their mirror images.
+        both = self.model_.predict(
+            np.concatenate([X, X[:, :, ::-1]]), batch_size=batch_size, verbose=0
+        )
+        return (both[: len(X)] + both[len(X) :]) / 2
+
+    def predict_proba(self, X, **kwargs) -> np.ndarray:
+        """Class probabilities, shape (n_images, n_classes), columns in ``classes_`` order."""
+        proba = super().predict_proba(X, **kwargs)
+        # scikeras squeezes the output, which drops the row axis for a single image.
+        return np.asarray(proba, dtype=np.float64).reshape(-1, len(self.classes_))
+
+    # -------------------------------------------------------------------------- pickling
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_library_versions"] = library_versions()
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_library_versions", None)
+        if saved is not None:
+            current = library_versions()
+            differ = {k: (v, current.get(k)) for k, v in saved.items() if current.get(k) != v}
+            if differ:
+                listing = ", ".join(f"{k} {a} (now {b})" for k, (a, b) in differ.items())
+                warnings.warn(
+                    f"This {type(self).__name__} was saved with {listing}; predictions may "
+                    "differ or loading may fail. Refit it, or install the versions it was "
+                    "saved with.",
+                    VersionMismatchWarning,
+                    stacklevel=2,
+                )
+        self.saved_versions_ = saved
+        super().__setstate__(state)
+
+
+class ConvNetClassifier(ImageClassifier):
+    """The seed study's CNN family as a scikit-learn classifier.
+
+    ``depth`` conv blocks (conv -> ReLU -> BatchNorm -> max-pool -> dropout) with filters
+    doubling from ``filters``, then dense layers and a softmax; trained with Adam at batch
+    size 32 like the seed. Architecture parameters left at ``None`` come from ``preset``
+    (one of the seed's models ``m1`` ... ``m12``, ``m7_nbn``) or, without a preset, from
+    ``default_architecture``; explicit values override the preset's.
+
+    Parameters
+    ----------
+    preset : str or None
+        Name in ``sklcifar.architectures.CONVNET_PRESETS``.
+    depth : int or None
+        Number of conv blocks.
+    filters : int or None
+        Filters in the first block (doubling per block).
+    kernel_order : {"constant", "increasing", "decreasing"}, sequence of int, or None
+    padding : {"same", "valid"} or None
+    batch_norm : bool or None
+    dense : sequence of int or None
+        Hidden dense widths.
+    dropout_placement : {"none", "conv", "dense", "all"} or None
+    conv_dropout, dense_dropout : float, sequence of float, or None
+        Rates in [0, 1): one per pooled conv block (depth - 1) / dense layer, or one for all.
+    flatten_dropout : float or None
+    l2_placement : {"none", "dense", "all"} or None
+    l2 : float or None
+        L2 kernel-regularisation strength (>= 0).
+    **kwargs
+        Training parameters of ``ImageClassifier`` (epochs, batch_size, optimizer, ...).
+
+    Attributes
+    ----------
+    architecture_ : dict
+        The resolved architecture the network was built from.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklcifar import ConvNetClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 256, size=(40, 16, 16), dtype=np.uint8)
+    >>> y = np.repeat(["cat", "dog"], 20)
+    >>> clf = ConvNetClassifier(depth=2, dense=(16,), epochs=1, random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    >>> ConvNetClassifier(preset="m12").get_params()["preset"]
+    'm12'
+    """
+
+    default_architecture: ClassVar[dict[str, Any]] = {
+        "depth": 4,
+        "filters": 32,
+        "kernel_order": "increasing",
+        "padding": "same",
+        "batch_norm": True,
+        "dense": (512, 128),
+        "dropout_placement": "all",
+        "conv_dropout": 0.3,
+        "flatten_dropout": 0.0,
+        "dense_dropout": 0.4,
+        "l2_placement": "none",
+        "l2": 1e-3,
+    }
+
+    _parameter_constraints: ClassVar[dict] = {
+        "preset": [StrOptions(set(architectures.CONVNET_PRESETS)), None],
+        "depth": [Interval(Integral, 1, None, closed="left"), None],
+        "filters": [Interval(Integral, 1, None, closed="left"), None],
+        "kernel_order": [StrOptions(set(architectures.KERNEL_ORDERS)), list, tuple, None],
+        "padding": [StrOptions({"same", "valid"}), None],
+        "batch_norm": ["boolean", None],
+        "dense": [list, tuple, None],
+        "dropout_placement": [StrOptions(set(architectures.DROPOUT_PLACEMENTS)), None],
+        "conv_dropout": [Real, list, tuple, None],
+        "flatten_dropout": [Real, None],
+        "dense_dropout": [Real, list, tuple, None],
+        "l2_placement": [StrOptions(set(architectures.L2_PLACEMENTS)), None],
+        "l2": [Real, None],
+    }
+
+    def __init__(
+        self,
+        preset: str | None = None,
+        *,
+        depth: int | None = None,
+        filters: int | None = None,
+        kernel_order: str | Sequence[int] | None = None,
+        padding: str | None = None,
+        batch_norm: bool | None = None,
+        dense: Sequence[int] | None = None,
+        dropout_placement: str | None = None,
+        conv_dropout: float | Sequence[float] | None = None,
+        flatten_dropout: float | None = None,
+        dense_dropout: float | Sequence[float] | None = None,
+        l2_placement: str | None = None,
+        l2: float | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.preset = preset
+        self.depth = depth
+        self.filters = filters
+        self.kernel_order = kernel_order
+        self.padding = padding
+        self.batch_norm = batch_norm
+        self.dense = dense
+        self.dropout_placement = dropout_placement
+        self.conv_dropout = conv_dropout
+        self.flatten_dropout = flatten_dropout
+        self.dense_dropout = dense_dropout
+        self.l2_placement = l2_placement
+        self.l2 = l2
+
+    def resolved_architecture(self) -> dict[str, Any]:
+        """Defaults, overridden by the preset, overridden by explicit parameters."""
+        if self.preset is not None and self.preset not in architectures.CONVNET_PRESETS:
+            raise ValueError(
+                f"preset must be one of {sorted(architectures.CONVNET_PRESETS)} or None; "
+                f"got {self.preset!r}."
+            )
+        arch = dict(self.default_architecture)
+        arch.update(architectures.CONVNET_PRESETS.get(self.preset, {}))
+        arch.update({k: getattr(self, k) for k in arch if getattr(self, k) is not None})
+        return arch
+
+    def _check_architecture(self) -> None:
+        arch = self.resolved_architecture()
+        architectures.kernel_sizes(arch["kernel_order"], arch["depth"])
+        for name in ("conv_dropout", "flatten_dropout", "dense_dropout"):
+            _check_rate(name, arch[name])
+        if arch["l2"] < 0:
+            raise ValueError(f"l2 must be >= 0 (an L2 strength); got {arch['l2']!r}.")
+        self.architecture_ = arch
+
+    def _build_network(self, input_shape, n_classes, *, input_mean, input_std) -> keras.Model:
+        return architectures.build_convnet(
+            input_shape,
+            n_classes,
+            **self.architecture_,
+            input_mean=input_mean,
+            input_std=input_std,
+        )
+
+
+__all__ = [
+    "ConvNetClassifier",
+    "ImageClassifier",
+    "VersionMismatchWarning",
+    "library_versions",
+]

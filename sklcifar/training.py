@@ -1,0 +1,187 @@
+"""The training recipe's parts: loss, learning-rate schedule, optimiser, precision, batches.
+
+Estimators assemble these in ``fit``; nothing here knows about scikit-learn. Custom Keras
+objects are registered as serializable so that joblib-saved models load in a new process
+once ``sklcifar`` is imported (unpickling an estimator imports this module first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Iterator, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
+LR_SCHEDULES = ("constant", "warmup_linear")
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+@keras.saving.register_keras_serializable(package="sklcifar")
+class SparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy on integer labels with label smoothing.
+
+    Keras 3's ``SparseCategoricalCrossentropy`` has no ``label_smoothing``; this one-hot
+    encodes the labels in the graph and uses the dense loss, which has it.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "sparse_crossentropy", **kw):
+        super().__init__(name=name, **kw)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        n_classes = ops.shape(y_pred)[-1]
+        labels = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), n_classes)
+        return keras.losses.categorical_crossentropy(
+            ops.cast(labels, y_pred.dtype), y_pred, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package="sklcifar")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from ``peak / 10`` to ``peak`` over ``warmup_steps``, then linear decay
+    to zero at ``total_steps`` (the airbench / ResNet-9 "triangle")."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = max(self.warmup_steps, 1)
+        rising = self.peak * (0.1 + 0.9 * step / warmup)
+        falling = self.peak * (self.total_steps - step) / max(self.total_steps - warmup, 1)
+        return ops.maximum(ops.where(step < warmup, rising, falling), 0.0)
+
+    def get_config(self):
+        return {
+            "peak": self.peak,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+        }
+
+
+def make_optimizer(
+    name: str,
+    learning_rate: float,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+    warmup_epochs: float = 0.0,
+    steps_per_epoch: int = 1,
+    epochs: int = 1,
+) -> keras.optimizers.Optimizer:
+    """A Keras optimiser by name, with decoupled weight decay and an optional schedule."""
+    if schedule == "warmup_linear":
+        lr = WarmupLinearDecay(
+            learning_rate,
+            warmup_steps=round(warmup_epochs * steps_per_epoch),
+            total_steps=epochs * steps_per_epoch,
+        )
+    else:
+        lr = learning_rate
+    decay = weight_decay or None
+    if name == "adam":
+        return keras.optimizers.Adam(lr, weight_decay=decay)
+    if name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+    if name in ("sgd", "nesterov"):
+        return keras.optimizers.SGD(
+            lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=decay
+        )
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {name!r}.")
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bfloat16 matrix units (AVX-512 BF16 or AMX).
+
+    Without them TensorFlow emulates bf16 and mixed precision is slower than float32.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def dtype_policy_name(precision: str) -> str:
+    """Keras dtype policy for ``precision`` ("auto" picks bf16 where the CPU has it)."""
+    if precision == "auto":
+        precision = "bfloat16" if cpu_supports_bf16() else "float32"
+    if precision == "bfloat16":
+        return "mixed_bfloat16"
+    if precision == "float32":
+        return "float32"
+    raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}.")
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Build layers under a dtype policy without leaving it set globally.
+
+    Layers capture the policy when constructed and save it in their config, so the model
+    keeps its precision after the context ends and after saving and loading.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Shuffled training batches with fresh random augmentation every epoch.
+
+    Each batch's random draws come from ``(seed, epoch, batch index)``, so results do not
+    depend on which worker thread prepares it. Worker threads overlap the numpy
+    augmentation with training (numpy releases the GIL in its array kernels).
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        batch_size: int,
+        augment: Sequence,
+        seed: int,
+        sample_weight: np.ndarray | None = None,
+        workers: int = 2,
+    ):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
+        self.images, self.labels, self.sample_weight = images, labels, sample_weight
+        self.batch_size, self.augment, self.seed = batch_size, list(augment), seed
+        self.epoch = 0
+        self._order = self._shuffled_order()
+
+    def _shuffled_order(self) -> np.ndarray:
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
+        batch = self.images[rows]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        for step in self.augment:
+            batch = step.perturb(batch, random_state=rng)
+        if self.sample_weight is None:
+            return batch, self.labels[rows]
+        return batch, self.labels[rows], self.sample_weight[rows]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._order = self._shuffled_order()
