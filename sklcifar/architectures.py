@@ -121,6 +121,13 @@ def _per_layer(value: float | Sequence[float], count: int, name: str) -> tuple[f
     return values
 
 
+# Keras' default BatchNorm momentum (0.99) averages its inference statistics over ~100
+# steps, which lag far behind the weights in the short trainings a CPU affords: after a
+# few hundred steps validation accuracy sat at chance. 0.9 (PyTorch's default) fixes that;
+# layer structure and parameter counts stay the seed's.
+BATCH_NORM_MOMENTUM = 0.9
+
+
 def _regularizer(strength: float, active: bool):
     return keras.regularizers.L2(strength) if active and strength > 0 else None
 
@@ -171,7 +178,7 @@ def conv_block(
         name=f"{name}_conv",
     )(x)
     if batch_norm:
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"{name}_bn")(x)
     if pool:
         x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
     if dropout > 0:

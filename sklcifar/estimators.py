@@ -56,7 +56,9 @@ def library_versions() -> dict[str, str]:
 def _check_rate(name: str, value) -> None:
     rates = np.atleast_1d(np.asarray(value, dtype=float))
     if rates.size == 0 or np.any((rates < 0) | (rates >= 1)) or not np.all(np.isfinite(rates)):
-        raise ValueError(f"{name} must be in [0, 1) (a rate, or one rate per layer); got {value!r}.")
+        raise ValueError(
+            f"{name} must be in [0, 1) (a rate, or one rate per layer); got {value!r}."
+        )
 
 
 class ImageClassifier(KerasClassifier):

@@ -17,7 +17,7 @@ DEFAULT_CLASSIFIER = "convnet"
 
 
 def make_pipeline(classifier: str = DEFAULT_CLASSIFIER, **params) -> Pipeline:
-    """``Pipeline([("grayscale", Grayscale()), ("classifier", CLASSIFIERS[classifier](**params))])``.
+    """Grayscale conversion followed by the classifier family ``classifier`` with ``params``.
 
     Examples
     --------
@@ -27,9 +27,7 @@ def make_pipeline(classifier: str = DEFAULT_CLASSIFIER, **params) -> Pipeline:
     """
     if classifier not in CLASSIFIERS:
         raise ValueError(f"classifier must be one of {sorted(CLASSIFIERS)}; got {classifier!r}.")
-    return Pipeline(
-        [("grayscale", Grayscale()), ("classifier", CLASSIFIERS[classifier](**params))]
-    )
+    return Pipeline([("grayscale", Grayscale()), ("classifier", CLASSIFIERS[classifier](**params))])
 
 
 def default_pipeline(**params) -> Pipeline:

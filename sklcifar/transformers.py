@@ -34,7 +34,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sklcifar import perturbations
+from . import perturbations
 
 __all__ = [
     "Corruption",
@@ -616,8 +616,9 @@ class RandomShift(PerturbationTransformer):
 
     Parameters
     ----------
-    max_shift : int >= 0, default=2
-        Largest shift, in pixels, along each axis.
+    max_shift : int >= 0 or float in (0, 1), default=2
+        Largest shift along each axis: an int is a number of pixels, a float a
+        fraction of the image size.
     apply : {"fit", "always"}, default="fit"
     random_state : None, int, Generator or RandomState, default=None
 
@@ -632,7 +633,12 @@ class RandomShift(PerturbationTransformer):
 
     _perturbation = staticmethod(perturbations.random_shift)
     _perturbation_params = ("max_shift",)
-    _parameter_constraints = _constraints(max_shift=[Interval(Integral, 0, None, closed="left")])
+    _parameter_constraints = _constraints(
+        max_shift=[
+            Interval(Integral, 0, None, closed="left"),
+            Interval(Real, 0, 1, closed="neither"),
+        ]
+    )
 
     def __init__(self, max_shift=2, *, apply="fit", random_state=None):
         self.max_shift = max_shift
@@ -648,7 +654,7 @@ class RandomRotation(PerturbationTransformer):
 
     Parameters
     ----------
-    max_degrees : float >= 0, default=10.0
+    max_degrees : float in [0, 180], default=10.0
         Largest rotation, in degrees, either way.
     apply : {"fit", "always"}, default="fit"
     random_state : None, int, Generator or RandomState, default=None
@@ -664,7 +670,7 @@ class RandomRotation(PerturbationTransformer):
 
     _perturbation = staticmethod(perturbations.random_rotation)
     _perturbation_params = ("max_degrees",)
-    _parameter_constraints = _constraints(max_degrees=[_NON_NEGATIVE])
+    _parameter_constraints = _constraints(max_degrees=[Interval(Real, 0, 180, closed="both")])
 
     def __init__(self, max_degrees=10.0, *, apply="fit", random_state=None):
         self.max_degrees = max_degrees

@@ -333,6 +333,8 @@ def test_integer_images_are_accepted():
         (Corruption(severity=0), "severity"),
         (RandomFlip(probability=2.0), "probability"),
         (RandomShift(max_shift=-1), "max_shift"),
+        (RandomShift(max_shift=1.5), "max_shift"),
+        (RandomRotation(max_degrees=270), "max_degrees"),
         (RandomShift(random_state="seed"), "random_state"),
     ],
 )

@@ -1,0 +1,197 @@
+"""Figures for trained models: confusion matrix, training curves, robustness.
+
+Each function draws on the ``ax`` (or ``axes``) it is given, or on a new figure, and
+returns what it drew on; `save_figure` writes it as PNG. New figures are plain
+``matplotlib.figure.Figure`` objects rendered with Agg, never pyplot's: nothing opens a
+window, and nothing is left in pyplot's list of open figures.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+from .robustness import RobustnessReport
+
+__all__ = ["plot_confusion_matrix", "plot_robustness", "plot_training_curves", "save_figure"]
+
+# Above this many classes the cells are too small for their values to be legible.
+_MAX_ANNOTATED_CLASSES = 20
+
+
+def _new_axes(ncols: int = 1, *, width: float, height: float):
+    """Axes (an array of them for ``ncols > 1``) on a new Agg-rendered figure."""
+    return Figure(figsize=(width, height), layout="constrained").subplots(1, ncols)
+
+
+def plot_confusion_matrix(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    class_names: Sequence[str],
+    *,
+    ax: Axes | None = None,
+    normalize: bool = True,
+) -> Axes:
+    """Draw the confusion matrix of predictions, true classes as rows.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_images,)
+        Integer class indices into ``class_names`` (as ``load_cifar`` gives them), or
+        the class names themselves.
+    class_names : sequence of str
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure otherwise.
+    normalize : bool, default=True
+        Show each row as shares of its true class (its recall on the diagonal) rather
+        than counts.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> from sklcifar.plots import plot_confusion_matrix
+    >>> ax = plot_confusion_matrix([0, 1, 1, 2], [0, 1, 2, 2], ["cat", "dog", "frog"])
+    >>> [label.get_text() for label in ax.get_yticklabels()]
+    ['cat', 'dog', 'frog']
+    """
+    ax = _new_axes(width=7, height=6) if ax is None else ax
+    y_true = np.asarray(y_true)
+    labels = np.arange(len(class_names)) if y_true.dtype.kind in "iu" else list(class_names)
+    matrix = confusion_matrix(
+        y_true, y_pred, labels=labels, normalize="true" if normalize else None
+    )
+    annotate = len(class_names) <= _MAX_ANNOTATED_CLASSES
+    ConfusionMatrixDisplay(matrix, display_labels=list(class_names)).plot(
+        ax=ax,
+        include_values=annotate,
+        values_format=".2f" if normalize else "d",
+        xticks_rotation="vertical",
+        colorbar=True,
+    )
+    ax.set_title("Confusion matrix" + (" (rows: share of true class)" if normalize else ""))
+    return ax
+
+
+def plot_training_curves(history: Mapping[str, Sequence[float]], *, axes=None) -> np.ndarray:
+    """Draw loss and accuracy per epoch, training against validation, in two panels.
+
+    Parameters
+    ----------
+    history : mapping
+        Per-epoch ``"loss"`` and ``"accuracy"`` and, optionally, ``"val_loss"`` and
+        ``"val_accuracy"``: an ``ImageClassifier``'s ``history_``.
+    axes : sequence of two matplotlib Axes, optional
+        The loss and accuracy panels; a new figure otherwise.
+
+    Returns
+    -------
+    axes : ndarray of two matplotlib Axes
+
+    Examples
+    --------
+    >>> from sklcifar.plots import plot_training_curves
+    >>> history = {"loss": [2.0, 1.5], "accuracy": [0.3, 0.5],
+    ...            "val_loss": [1.9, 1.7], "val_accuracy": [0.35, 0.4]}
+    >>> [ax.get_ylabel() for ax in plot_training_curves(history)]
+    ['loss', 'accuracy']
+    """
+    missing = [key for key in ("loss", "accuracy") if key not in history]
+    if missing:
+        raise ValueError(
+            f"history lacks {missing}; expected per-epoch 'loss' and 'accuracy' lists "
+            f"(and optionally 'val_loss', 'val_accuracy'); got keys {sorted(history)}"
+        )
+    axes = _new_axes(2, width=10, height=4) if axes is None else np.asarray(axes)
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
+            if key in history:
+                values = history[key]
+                ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(f"Model {metric}")
+        ax.legend()
+    return axes
+
+
+def plot_robustness(
+    report: RobustnessReport, *, ax: Axes | None = None, by_severity: bool = False
+) -> Axes:
+    """Draw the accuracy under each corruption, against clean and pixel-noise accuracy.
+
+    Parameters
+    ----------
+    report : RobustnessReport
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure otherwise.
+    by_severity : bool, default=False
+        One bar per corruption with its accuracy averaged over the severities, or a
+        group of bars per corruption, one per severity.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from sklcifar.plots import plot_robustness
+    >>> from sklcifar.robustness import evaluate_robustness
+    >>> X = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    >>> y = np.arange(8) % 2
+    >>> model = DummyClassifier().fit(X, y)
+    >>> report = evaluate_robustness(model, X, y, corruptions=["fog", "snow"])
+    >>> [label.get_text() for label in plot_robustness(report).get_xticklabels()]
+    ['fog', 'snow']
+    """
+    ax = _new_axes(width=10, height=5) if ax is None else ax
+    grid = report.accuracy_grid()
+    positions = np.arange(len(grid.corruptions))
+    if by_severity:
+        width = 0.8 / len(grid.severities)
+        for j, severity in enumerate(grid.severities):
+            offset = (j - (len(grid.severities) - 1) / 2) * width
+            ax.bar(positions + offset, grid.accuracy[:, j], width, label=f"severity {severity}")
+    else:
+        ax.bar(positions, np.nanmean(grid.accuracy, axis=1), 0.7, color="tab:gray")
+    references = (
+        (report.clean_accuracy, "clean", "tab:green", "-"),
+        (report.noise_accuracy, f"pixel noise {report.noise_fraction:.0%}", "tab:red", "--"),
+        (report.mean_corruption_accuracy, "mean corruption", "black", ":"),
+    )
+    for value, label, color, style in references:
+        ax.axhline(value, color=color, linestyle=style, label=f"{label}: {value:.3f}")
+    ax.set_xticks(positions, grid.corruptions, rotation=45, ha="right")
+    ax.set_ylabel("accuracy" + ("" if by_severity else " (mean over severities)"))
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Accuracy under corruptions ({report.n_images} images)")
+    ax.legend(fontsize="small", ncols=2)
+    return ax
+
+
+def save_figure(fig_or_ax, path: str | os.PathLike[str], *, dpi: int = 100) -> Path:
+    """Write the figure of a Figure, an Axes or an array of Axes to ``path`` as PNG.
+
+    Examples
+    --------
+    >>> from sklcifar.plots import plot_training_curves, save_figure
+    >>> axes = plot_training_curves({"loss": [1.0], "accuracy": [0.5]})
+    >>> save_figure(axes, "curves.png")  # doctest: +SKIP
+    PosixPath('curves.png')
+    """
+    first = np.ravel(fig_or_ax)[0] if isinstance(fig_or_ax, np.ndarray) else fig_or_ax
+    figure = first if isinstance(first, Figure) else first.figure
+    path = Path(path)
+    figure.savefig(path, format="png", dpi=dpi)
+    return path

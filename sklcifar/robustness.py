@@ -1,0 +1,404 @@
+"""How well a fitted image classifier holds up under noise and common corruptions.
+
+``evaluate_robustness(model, X_test, y_test)`` scores ``model`` on the clean images, on
+the seed study's pixel noise (3% of the pixels replaced by random values) and on each of
+the 15 CIFAR-C corruptions at severities 1 to 5, and returns a tidy `RobustnessReport`:
+one row per perturbation and severity, with the accuracy and its drop from the clean
+accuracy, plus the mean over the corruption cells.
+
+The perturbations act on the raw images ``X`` (RGB uint8 for CIFAR, as CIFAR-C
+corrupts them) before the model sees them, so a Pipeline's ``Grayscale`` step converts
+the corrupted colour images, as it would real ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.metrics import accuracy_score
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
+from tqdm.auto import tqdm
+
+from .perturbations import CORRUPTIONS, corrupt, pixel_noise
+
+__all__ = [
+    "PERTURBATIONS",
+    "SEVERITIES",
+    "AccuracyGrid",
+    "RobustnessReport",
+    "evaluate_robustness",
+    "perturb",
+]
+
+#: CIFAR-C severity levels.
+SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+#: Names `perturb` accepts: no perturbation, the seed study's noise, the CIFAR-C corruptions.
+PERTURBATIONS: tuple[str, ...] = ("clean", "pixel_noise", *CORRUPTIONS)
+#: Name of the report row that averages all corruption cells.
+MEAN_CORRUPTION = "mean_corruption"
+
+# Images perturbed per call: the corruptions' float working arrays of 1,000 CIFAR images
+# stay in cache, and the 15 corruptions run about 1.6x faster than on 10,000 at once.
+_CHUNK_SIZE = 1000
+# Perturbed test sets computed ahead of the model's predictions (each is a copy of X).
+_PREFETCH = 2
+
+
+# ---------------------------------------------------------------------------- perturbing
+def _check_perturbation(name: str, severity: int) -> None:
+    if name not in PERTURBATIONS:
+        raise ValueError(
+            f"unknown perturbation {name!r}; expected one of: {', '.join(PERTURBATIONS)}"
+        )
+    if name in CORRUPTIONS:
+        if isinstance(severity, bool) or not isinstance(severity, Integral):
+            raise ValueError(f"severity of {name} must be an integer 1..5; got {severity!r}")
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity of {name} must be 1..5; got {severity!r}")
+    elif severity != 0:
+        raise ValueError(
+            f"{name} has no severity levels (pass severity=0, its report value); got {severity!r}"
+        )
+
+
+def _check_fraction(noise_fraction: float) -> None:
+    valid = isinstance(noise_fraction, Real) and not isinstance(noise_fraction, bool)
+    if not (valid and 0 <= noise_fraction <= 1):
+        raise ValueError(
+            f"noise_fraction must be a share of the pixels in [0, 1]; got {noise_fraction!r}"
+        )
+
+
+def perturb(
+    images: ArrayLike,
+    name: str,
+    severity: int = 0,
+    *,
+    noise_fraction: float = 0.03,
+    random_state: int | np.random.Generator | None = 0,
+    progress: bool = False,
+) -> np.ndarray:
+    """Apply one perturbation of a robustness report to a batch of images.
+
+    Parameters
+    ----------
+    images : array-like of shape (n_images, height, width[, channels])
+        uint8, or float in [0, 1]; 1 or 3 channels.
+    name : str
+        One of `PERTURBATIONS`: ``"clean"`` (a copy), ``"pixel_noise"``
+        (``sklcifar.perturbations.pixel_noise`` with ``noise_fraction``) or a CIFAR-C
+        corruption from ``sklcifar.perturbations.CORRUPTIONS``.
+    severity : int, default=0
+        1 to 5 for a CIFAR-C corruption; 0 for ``"clean"`` and ``"pixel_noise"``, which
+        have no levels.
+    noise_fraction : float, default=0.03
+        Share of each image's pixels that ``"pixel_noise"`` replaces, in [0, 1].
+    random_state : int, numpy.random.Generator or None, default=0
+        Seeds the perturbation. The images are perturbed in chunks of 1,000 that draw in
+        turn from ``numpy.random.default_rng(random_state)``, so up to 1,000 images the
+        result equals the ``sklcifar.perturbations`` function called with
+        ``random_state``.
+    progress : bool, default=False
+        Show a tqdm progress bar over the chunks.
+
+    Returns
+    -------
+    ndarray
+        A new array of the shape and dtype of ``images``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklcifar.robustness import perturb
+    >>> images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    >>> perturb(images, "fog", 3).shape
+    (4, 32, 32, 3)
+    >>> int((perturb(images, "pixel_noise") != images).any(axis=-1).sum(axis=(1, 2))[0])
+    30
+    """
+    _check_perturbation(name, severity)
+    _check_fraction(noise_fraction)
+    images = np.asarray(images)
+    if name == "clean":
+        return images.copy()
+    if name == "pixel_noise":
+        apply = partial(pixel_noise, fraction=noise_fraction)
+    else:
+        apply = partial(corrupt, name=name, severity=severity)
+    rng = np.random.default_rng(random_state)
+    out = np.empty_like(images)
+    starts = range(0, len(images), _CHUNK_SIZE)
+    for start in tqdm(starts, desc=name, unit="chunk", disable=not progress, leave=False):
+        part = slice(start, start + _CHUNK_SIZE)
+        out[part] = apply(images[part], random_state=rng)
+    return out
+
+
+# -------------------------------------------------------------------------------- report
+class AccuracyGrid(NamedTuple):
+    """Accuracy per corruption (rows) and severity (columns) of a `RobustnessReport`."""
+
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+    accuracy: np.ndarray
+
+
+@dataclass(frozen=True)
+class RobustnessReport:
+    """Accuracies of a classifier under perturbations: a tidy table, one row per cell.
+
+    Each row is a dict with ``perturbation``, ``severity``, ``accuracy`` and ``drop``
+    (clean accuracy minus ``accuracy``). The rows are, in order: ``"clean"``,
+    ``"pixel_noise"``, each corruption at each severity, and ``"mean_corruption"``, the
+    mean over the corruption cells. ``severity`` is 0 on the rows that are not one
+    CIFAR-C level (clean, pixel_noise and mean_corruption).
+
+    Parameters
+    ----------
+    rows : tuple of dict
+    n_images : int
+        Test images each accuracy is measured on.
+    noise_fraction : float
+        Share of the pixels the ``pixel_noise`` row replaced.
+    random_state : int or None
+        Seed of the perturbations (None when they were not seeded with an int).
+
+    Attributes
+    ----------
+    clean_accuracy, noise_accuracy, mean_corruption_accuracy, mean_corruption_drop : float
+
+    See Also
+    --------
+    evaluate_robustness : Builds the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from sklcifar.robustness import evaluate_robustness
+    >>> X = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    >>> y = np.arange(20) % 4
+    >>> model = DummyClassifier(strategy="most_frequent").fit(X, y)
+    >>> report = evaluate_robustness(model, X, y, corruptions=["fog"], severities=[1, 5])
+    >>> [(row["perturbation"], row["severity"]) for row in report.rows]
+    [('clean', 0), ('pixel_noise', 0), ('fog', 1), ('fog', 5), ('mean_corruption', 0)]
+    >>> report.clean_accuracy, report.mean_corruption_drop
+    (0.25, 0.0)
+    """
+
+    rows: tuple[dict[str, Any], ...]
+    n_images: int
+    noise_fraction: float
+    random_state: int | None
+
+    def row(self, perturbation: str, severity: int = 0) -> dict[str, Any]:
+        """The row of one perturbation and severity."""
+        for row in self.rows:
+            if row["perturbation"] == perturbation and row["severity"] == severity:
+                return row
+        raise KeyError(f"no row for perturbation {perturbation!r} at severity {severity}")
+
+    @property
+    def clean_accuracy(self) -> float:
+        return self.row("clean")["accuracy"]
+
+    @property
+    def noise_accuracy(self) -> float:
+        return self.row("pixel_noise")["accuracy"]
+
+    @property
+    def mean_corruption_accuracy(self) -> float:
+        return self.row(MEAN_CORRUPTION)["accuracy"]
+
+    @property
+    def mean_corruption_drop(self) -> float:
+        return self.row(MEAN_CORRUPTION)["drop"]
+
+    def accuracy_grid(self) -> AccuracyGrid:
+        """The corruption cells as a (corruption, severity) matrix, for plots."""
+        cells = [row for row in self.rows if row["perturbation"] in CORRUPTIONS]
+        corruptions = tuple(dict.fromkeys(row["perturbation"] for row in cells))
+        severities = tuple(sorted({row["severity"] for row in cells}))
+        accuracy = np.full((len(corruptions), len(severities)), np.nan)
+        for row in cells:
+            i = corruptions.index(row["perturbation"])
+            accuracy[i, severities.index(row["severity"])] = row["accuracy"]
+        return AccuracyGrid(corruptions, severities, accuracy)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: the settings, the headline accuracies and the rows."""
+        return {
+            "n_images": self.n_images,
+            "noise_fraction": self.noise_fraction,
+            "random_state": self.random_state,
+            "clean_accuracy": self.clean_accuracy,
+            "noise_accuracy": self.noise_accuracy,
+            "mean_corruption_accuracy": self.mean_corruption_accuracy,
+            "mean_corruption_drop": self.mean_corruption_drop,
+            "rows": [dict(row) for row in self.rows],
+        }
+
+    def to_markdown(self, digits: int = 4) -> str:
+        """The rows as a Markdown table, accuracies rounded to ``digits`` decimals."""
+        lines = [
+            "| perturbation | severity | accuracy | drop |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {row['perturbation']} | {row['severity']} | {row['accuracy']:.{digits}f} | "
+            f"{row['drop']:.{digits}f} |"
+            for row in self.rows
+        ]
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write the rows to ``path`` as CSV with a header line; full float precision."""
+        path = Path(path)
+        with path.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(_COLUMNS))
+            writer.writeheader()
+            writer.writerows(self.rows)
+        return path
+
+
+_COLUMNS = ("perturbation", "severity", "accuracy", "drop")
+
+
+def _rows(accuracies: list[tuple[str, int, float]]) -> tuple[dict[str, Any], ...]:
+    """Report rows, the mean over the corruption cells appended, with drops from clean."""
+    clean = next(acc for name, _, acc in accuracies if name == "clean")
+    cells = [acc for name, _, acc in accuracies if name in CORRUPTIONS]
+    accuracies = [*accuracies, (MEAN_CORRUPTION, 0, float(np.mean(cells)))]
+    return tuple(
+        dict(zip(_COLUMNS, (name, severity, acc, clean - acc), strict=True))
+        for name, severity, acc in accuracies
+    )
+
+
+# ---------------------------------------------------------------------------- evaluating
+def _prefetched(
+    pool: Executor, func: Callable[[Any], Any], items: Iterable, ahead: int
+) -> Iterator:
+    """``func(item)`` for each item in order, computed in ``pool`` up to ``ahead`` early."""
+    items = iter(items)
+    pending = deque(pool.submit(func, item) for item in itertools.islice(items, ahead))
+    while pending:
+        done = pending.popleft()
+        # Queue the next item before handing this result over, so the pool keeps working
+        # while the caller uses it.
+        pending.extend(pool.submit(func, item) for item in itertools.islice(items, 1))
+        yield done.result()
+
+
+def evaluate_robustness(
+    estimator,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    corruptions: Sequence[str] = CORRUPTIONS,
+    severities: Sequence[int] = SEVERITIES,
+    noise_fraction: float = 0.03,
+    random_state: int | np.random.Generator | None = 0,
+    progress: bool = False,
+) -> RobustnessReport:
+    """Score a fitted classifier on clean, noisy and corrupted copies of a test set.
+
+    Each perturbed copy of ``X`` is built with `perturb` in a background thread while
+    the estimator predicts the previous one, all images in one ``predict`` call.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        Anything with ``predict`` taking the raw images ``X``, such as a Pipeline from
+        ``sklcifar.pipelines.make_pipeline``.
+    X : array-like of shape (n_images, height, width[, channels])
+        Test images, uint8 or float in [0, 1], as the estimator takes them (RGB for
+        CIFAR: the corruptions act on colour images as in CIFAR-C).
+    y : array-like of shape (n_images,)
+        Their labels.
+    corruptions : sequence of str, default=CORRUPTIONS
+        CIFAR-C corruptions to apply (at least one).
+    severities : sequence of int, default=(1, 2, 3, 4, 5)
+        Their severity levels (at least one).
+    noise_fraction : float, default=0.03
+        Share of the pixels replaced in the ``pixel_noise`` row (the seed study's 3%).
+    random_state : int, numpy.random.Generator or None, default=0
+        An int seeds every cell alike, so the images of a row are
+        ``perturb(X, perturbation, severity, noise_fraction=..., random_state=random_state)``.
+        A Generator is drawn from cell after cell; None gives fresh draws.
+    progress : bool, default=False
+        Show a tqdm progress bar over the cells.
+
+    Returns
+    -------
+    RobustnessReport
+
+    Raises
+    ------
+    ValueError
+        For an unknown corruption, a severity outside 1..5, a noise fraction outside
+        [0, 1], empty or mismatched ``X`` and ``y``; before any prediction is made.
+    sklearn.exceptions.NotFittedError
+        If ``estimator`` is not fitted.
+
+    Examples
+    --------
+    >>> from sklcifar.robustness import evaluate_robustness
+    >>> report = evaluate_robustness(model, X_test, y_test, progress=True)  # doctest: +SKIP
+    >>> print(report.to_markdown())  # doctest: +SKIP
+    | perturbation | severity | accuracy | drop |
+    |---|---:|---:|---:|
+    | clean | 0 | 0.6120 | 0.0000 |
+    ...
+    """
+    check_is_fitted(estimator)
+    X, y = np.asarray(X), np.asarray(y)
+    check_consistent_length(X, y)
+    if len(y) == 0:
+        raise ValueError("X and y are empty; robustness needs at least one test image")
+    corruptions, severities = tuple(corruptions), tuple(severities)
+    if not corruptions or not severities:
+        raise ValueError(
+            f"give at least one corruption and one severity; got corruptions={corruptions} "
+            f"and severities={severities}"
+        )
+    cells = [("clean", 0), ("pixel_noise", 0)]
+    cells += [(name, severity) for name in corruptions for severity in severities]
+    for name, severity in cells:
+        _check_perturbation(name, severity)
+    _check_fraction(noise_fraction)
+
+    def perturbed(cell: tuple[str, int]) -> np.ndarray:
+        return perturb(X, *cell, noise_fraction=noise_fraction, random_state=random_state)
+
+    accuracies = []
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sklcifar-perturb")
+    try:
+        images = _prefetched(pool, perturbed, cells, _PREFETCH)
+        with tqdm(total=len(cells), desc="robustness", unit="cell", disable=not progress) as bar:
+            for (name, severity), X_cell in zip(cells, images, strict=True):
+                bar.set_postfix_str(f"{name} {severity}" if severity else name)
+                accuracy = float(accuracy_score(y, estimator.predict(X_cell)))
+                accuracies.append((name, severity, accuracy))
+                bar.update()
+    finally:
+        # On an error, drop the queued perturbations instead of computing them.
+        pool.shutdown(cancel_futures=True)
+    return RobustnessReport(
+        rows=_rows(accuracies),
+        n_images=len(y),
+        noise_fraction=float(noise_fraction),
+        random_state=int(random_state) if isinstance(random_state, Integral) else None,
+    )

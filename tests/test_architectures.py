@@ -1,0 +1,150 @@
+"""Network builders: the seed study's presets, kernel orders, placements."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers, models
+
+from sklcifar import ConvNetClassifier
+from sklcifar.architectures import CONVNET_PRESETS, build_convnet, kernel_sizes
+
+
+def preset_model(name, n_classes=20):
+    clf = ConvNetClassifier(preset=name)
+    clf._check_architecture()
+    return clf._build_network((32, 32, 1), n_classes, input_mean=None, input_std=None)
+
+
+def trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def seed_m1():
+    # Copied from the seed report.
+    return models.Sequential(
+        [
+            layers.Input(shape=(32, 32, 1)),
+            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(64, (3, 3), activation="relu"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(128, (3, 3), activation="relu"),
+            layers.BatchNormalization(),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(20, activation="softmax"),
+        ]
+    )
+
+
+def seed_m7():
+    # Copied from the seed report.
+    return models.Sequential(
+        [
+            layers.Input(shape=(32, 32, 1)),
+            layers.Conv2D(32, (2, 2), activation="relu", padding="same"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D((2, 2)),
+            layers.Dropout(0.2),
+            layers.Conv2D(64, (3, 3), activation="relu", padding="same"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D((2, 2)),
+            layers.Dropout(0.3),
+            layers.Conv2D(128, (4, 4), activation="relu", padding="same"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D((2, 2)),
+            layers.Dropout(0.4),
+            layers.Conv2D(256, (5, 5), activation="relu", padding="same"),
+            layers.BatchNormalization(),
+            layers.Flatten(),
+            layers.Dense(512, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.3),
+            layers.Dense(20, activation="softmax"),
+        ]
+    )
+
+
+def layer_signature(model):
+    """(layer type, output shape, dropout rate / kernel size) for each layer but the input."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, layers.InputLayer | layers.Normalization):
+            continue
+        detail = getattr(layer, "rate", None) or getattr(layer, "kernel_size", None)
+        out.append((type(layer).__name__, tuple(layer.output.shape[1:]), detail))
+    return out
+
+
+def test_m12_has_the_seed_reports_parameter_count():
+    assert trainable(preset_model("m12")) == 6_587_732
+
+
+@pytest.mark.parametrize(("name", "reference"), [("m1", seed_m1), ("m7", seed_m7)])
+def test_presets_with_code_in_the_report_match_it_layer_by_layer(name, reference):
+    ours, theirs = preset_model(name), reference()
+    assert layer_signature(ours) == layer_signature(theirs)
+    assert trainable(ours) == trainable(theirs)
+
+
+@pytest.mark.parametrize("name", sorted(CONVNET_PRESETS))
+def test_every_preset_builds_and_predicts(name):
+    model = preset_model(name, n_classes=20)
+    out = model(np.zeros((2, 32, 32, 1), "float32"))
+    assert out.shape == (2, 20)
+    assert model.layers[-1].dtype_policy.name == "float32"
+
+
+def test_m7_nbn_differs_from_m7_only_by_batch_norm():
+    bn = [
+        layer for layer in preset_model("m7").layers if "BatchNormalization" in type(layer).__name__
+    ]
+    assert len(bn) == 4
+    assert not any("bn" in layer.name for layer in preset_model("m7_nbn").layers)
+
+
+def test_kernel_orders():
+    assert kernel_sizes("constant", 4) == (3, 3, 3, 3)
+    assert kernel_sizes("increasing", 4) == (2, 3, 4, 5)
+    assert kernel_sizes("decreasing", 4) == (5, 4, 3, 2)
+    assert kernel_sizes((3, 3, 5), 3) == (3, 3, 5)
+    with pytest.raises(ValueError, match="kernel_order"):
+        kernel_sizes("sideways", 3)
+
+
+@pytest.mark.parametrize(
+    ("placement", "expected"),
+    [
+        ("none", set()),
+        ("dense", {"dense1", "dense2"}),
+        ("all", {"block1_conv", "block2_conv", "dense1", "dense2"}),
+    ],
+)
+def test_l2_placement(placement, expected):
+    model = build_convnet((16, 16, 1), 3, depth=2, dense=(8, 8), l2_placement=placement, l2=0.1)
+    regularised = {
+        layer.name for layer in model.layers if getattr(layer, "kernel_regularizer", None)
+    }
+    assert regularised == expected
+
+
+@pytest.mark.parametrize(
+    ("placement", "expected"),
+    [
+        ("none", set()),
+        ("conv", {"block1_dropout"}),
+        ("dense", {"flatten_dropout", "dense1_dropout"}),
+        ("all", {"block1_dropout", "flatten_dropout", "dense1_dropout"}),
+    ],
+)
+def test_dropout_placement(placement, expected):
+    model = build_convnet(
+        (16, 16, 1), 3, depth=2, dense=(8,), dropout_placement=placement, flatten_dropout=0.5
+    )
+    assert {
+        layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)
+    } == expected

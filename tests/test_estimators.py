@@ -1,0 +1,380 @@
+"""ImageClassifier / ConvNetClassifier: scikit-learn contract, training, saving, bad input."""
+
+import subprocess
+import sys
+import textwrap
+
+import joblib
+import keras
+import numpy as np
+import pytest
+from sklearn.base import clone, is_classifier
+from sklearn.model_selection import (
+    GridSearchCV,
+    StratifiedKFold,
+    check_cv,
+    cross_val_score,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklcifar import ConvNetClassifier
+from sklcifar.estimators import VersionMismatchWarning
+from sklcifar.transformers import Grayscale, PixelNoise, RandomFlip
+
+# A network small enough to train in a fraction of a second on 8x8 images.
+TINY = {"depth": 2, "filters": 4, "dense": (8,), "epochs": 1, "batch_size": 16}
+
+
+def tiny(**params):
+    return ConvNetClassifier(**{**TINY, "random_state": 0, **params})
+
+
+def blobs(n_per_class=20, n_classes=2, size=8, channels=None, labels=None, seed=0):
+    """Images whose class is visible (a bright band at a class-specific row)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    shape = (len(y), size, size) + ((channels,) if channels else ())
+    X = rng.integers(0, 60, size=shape, dtype=np.uint8)
+    for k in range(n_classes):
+        X[y == k, (k * 2) % size] = 255
+    if labels is not None:
+        y = np.asarray(labels)[y]
+    return X, y
+
+
+# --------------------------------------------------------------------------- tags
+def test_tags_make_it_a_classifier_with_stratified_cv():
+    clf = tiny()
+    assert is_classifier(clf)
+    assert is_classifier(Pipeline([("clf", clf)]))
+    _, y = blobs()
+    assert isinstance(check_cv(5, y, classifier=is_classifier(clf)), StratifiedKFold)
+
+
+def test_cross_val_score_cv5_uses_stratified_folds():
+    # Sorted labels: unstratified 5-fold would give test folds of a single class.
+    X, y = blobs(n_per_class=10, n_classes=2)
+    seen = []
+
+    def record(estimator, X_test, y_test):
+        seen.append(np.bincount(y_test, minlength=2))
+        return estimator.score(X_test, y_test)
+
+    scores = cross_val_score(tiny(validation_fraction=0), X, y, cv=5, scoring=record)
+    assert len(scores) == 5
+    assert all((counts == [2, 2]).all() for counts in seen)
+
+
+# ------------------------------------------------------------- scikit-learn checks
+# Most sklearn checks feed tabular 2-D X; an image classifier rejects rank-2 input by
+# design (it would not know the images' height and width), so those checks fail on purpose.
+_TABULAR = "sklearn's check fits 2-D tabular X; images (N, H, W[, C]) are required"
+EXPECTED_FAILED_CHECKS = {
+    name: _TABULAR
+    for name in """
+    check_all_zero_sample_weights_error check_class_weight_classifiers
+    check_classifier_data_not_an_array check_classifiers_classes check_classifiers_one_label
+    check_classifiers_one_label_sample_weights check_classifiers_regression_target
+    check_classifiers_train check_complex_data check_dict_unchanged
+    check_dont_overwrite_parameters check_dtype_object check_estimator_sparse_array
+    check_estimator_sparse_matrix check_estimator_sparse_tag check_estimators_dtypes
+    check_estimators_empty_data_messages check_estimators_fit_returns_self
+    check_estimators_nan_inf check_estimators_overwrite_params
+    check_estimators_partial_fit_n_features check_estimators_pickle
+    check_f_contiguous_array_estimator check_fit2d_1feature check_fit2d_1sample
+    check_fit2d_predict1d check_fit_check_is_fitted check_fit_idempotent
+    check_fit_score_takes_y check_n_features_in check_n_features_in_after_fitting
+    check_positive_only_tag_during_fit check_readonly_memmap_input check_requires_y_none
+    check_sample_weight_equivalence_on_dense_data check_sample_weights_list
+    check_sample_weights_not_an_array check_sample_weights_not_overwritten
+    check_sample_weights_shape check_supervised_y_2d
+    """.split()
+}
+EXPECTED_FAILED_CHECKS |= {
+    "check_mixin_order": "scikeras 0.13 lists ClassifierMixin after BaseEstimator; we fix "
+    "the tags in __sklearn_tags__ instead of reordering scikeras' bases",
+    "check_estimator_tags_renamed": "scikeras 0.13 still defines the pre-1.6 _more_tags; "
+    "our __sklearn_tags__ supersedes it",
+}
+
+
+@parametrize_with_checks([tiny()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def test_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+# --------------------------------------------------------------- params and clone
+NON_DEFAULT = {
+    "preset": "m7",
+    "depth": 3,
+    "filters": 8,
+    "kernel_order": (3, 4, 5),
+    "padding": "valid",
+    "batch_norm": False,
+    "dense": (32, 16),
+    "dropout_placement": "dense",
+    "conv_dropout": (0.1, 0.2),
+    "flatten_dropout": 0.25,
+    "dense_dropout": 0.3,
+    "l2_placement": "all",
+    "l2": 1e-4,
+    "epochs": 7,
+    "batch_size": 64,
+    "optimizer": "nesterov",
+    "learning_rate": 0.05,
+    "momentum": 0.8,
+    "weight_decay": 5e-4,
+    "lr_schedule": "warmup_linear",
+    "warmup_epochs": 1.5,
+    "label_smoothing": 0.1,
+    "augment": ("flip", "shift"),
+    "tta": True,
+    "validation_fraction": 0.2,
+    "patience": 3,
+    "precision": "float32",
+    "random_state": 7,
+    "verbose": 1,
+}
+
+
+def test_clone_keeps_every_parameter():
+    clf = ConvNetClassifier(**NON_DEFAULT)
+    params = clone(clf).get_params()
+    for name, value in NON_DEFAULT.items():
+        assert params[name] == value, name
+
+
+def test_grid_search_and_pipeline():
+    X, y = blobs(n_per_class=12)
+    pipe = Pipeline([("gray", Grayscale()), ("clf", tiny(validation_fraction=0))])
+    search = GridSearchCV(pipe, {"clf__filters": [2, 4]}, cv=2).fit(X[..., None], y)
+    assert search.best_params_["clf__filters"] in (2, 4)
+    assert search.predict(X[..., None]).shape == y.shape
+
+
+def test_preset_values_and_explicit_override():
+    clf = ConvNetClassifier(preset="m12", dense=(64,), dense_dropout=0.1)
+    arch = clf.resolved_architecture()
+    assert arch["depth"] == 5 and arch["kernel_order"] == (3, 3, 3, 4, 5)
+    assert arch["dense"] == (64,) and arch["dense_dropout"] == 0.1
+    assert arch["flatten_dropout"] == 0.5
+
+
+# --------------------------------------------------------------------- fitting
+@pytest.mark.parametrize(
+    ("channels", "dtype"), [(None, np.uint8), (1, np.uint8), (3, np.float32), (None, float)]
+)
+def test_fit_accepts_image_layouts_and_dtypes(channels, dtype):
+    X, y = blobs(channels=channels)
+    if dtype != np.uint8:
+        X = (X / 255).astype(dtype)
+    clf = tiny(epochs=2).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert set(clf.history_) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(clf.history_["loss"]) == 2
+
+
+def test_string_labels_and_classes():
+    X, y = blobs(n_classes=3, labels=["cat", "dog", "emu"])
+    clf = tiny(epochs=8, learning_rate=0.01).fit(X, y)
+    assert list(clf.classes_) == ["cat", "dog", "emu"]
+    assert set(clf.predict(X)) <= {"cat", "dog", "emu"}
+    assert clf.score(X, y) > 0.6
+    assert clf.predict_proba(X[:1]).shape == (1, 3)
+
+
+def test_validation_split_is_stratified_and_optional():
+    X, y = blobs(n_per_class=20, n_classes=2)
+    sizes = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            sizes.append(self.params.get("steps"))
+
+    tiny(batch_size=1, validation_fraction=0.25, callbacks=[Record()]).fit(X, y)
+    no_val = tiny(batch_size=1, validation_fraction=0, callbacks=[Record()]).fit(X, y)
+    assert sizes == [30, 40]
+    assert "val_loss" not in no_val.history_
+
+
+def test_early_stopping_restores_best_weights():
+    # Random labels: the network memorises the training part and validation loss rises.
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 256, size=(120, 8, 8), dtype=np.uint8)
+    y = rng.integers(0, 2, size=120)
+    snapshots = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append([w.copy() for w in self.model.get_weights()])
+
+    clf = tiny(
+        filters=16, dense=(64,), epochs=12, patience=3, learning_rate=0.01, callbacks=[Snapshot()]
+    ).fit(X, y)
+    val_loss = clf.history_["val_loss"]
+    best = int(np.argmin(val_loss))
+    assert best < len(val_loss) - 1, "validation loss never rose; test data too easy"
+    assert len(val_loss) <= best + 1 + 3
+    for restored, saved in zip(clf.model_.get_weights(), snapshots[best], strict=True):
+        np.testing.assert_array_equal(restored, saved)
+
+
+def test_random_state_reproduces():
+    X, y = blobs()
+    first = tiny(epochs=2, augment=[RandomFlip()]).fit(X, y).predict_proba(X)
+    second = tiny(epochs=2, augment=[RandomFlip()]).fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-6)
+
+
+def test_verbose_shows_progress(capsys):
+    X, y = blobs()
+    tiny(verbose=1).fit(X, y)
+    out = capsys.readouterr().out
+    assert "━" in out and "val_accuracy" in out
+
+
+def test_augment_draws_fresh_images_every_epoch():
+    X, y = blobs()
+    seen = []
+
+    class Spy(PixelNoise):
+        def perturb(self, X, random_state=None):
+            out = super().perturb(X, random_state=random_state)
+            seen.append(out.copy())
+            return out
+
+    tiny(epochs=2, batch_size=len(X), validation_fraction=0, augment=[Spy(0.2)]).fit(X, y)
+    assert len(seen) >= 2
+    assert not np.array_equal(seen[0], seen[-1])
+
+
+def test_tta_is_neutral_on_mirror_symmetric_images():
+    X, y = blobs()
+    X = np.concatenate([X[:, :, :4], X[:, :, :4][:, :, ::-1]], axis=2)  # symmetric rows
+    clf = tiny(epochs=2).fit(X, y)
+    plain = clf.predict_proba(X)
+    clf.set_params(tta=True)
+    np.testing.assert_allclose(clf.predict_proba(X), plain, atol=1e-6)
+
+
+def test_precision_float32_and_bfloat16():
+    X, y = blobs()
+    fp32 = tiny(precision="float32").fit(X, y)
+    assert fp32.dtype_policy_ == "float32"
+    assert all(w.dtype == "float32" for w in fp32.model_.weights)
+    bf16 = tiny(precision="bfloat16").fit(X, y)
+    assert bf16.model_.get_layer("block1_conv").compute_dtype == "bfloat16"
+    assert bf16.predict_proba(X).dtype == np.float64
+
+
+# ---------------------------------------------------------------------- saving
+def test_joblib_round_trip_in_a_fresh_process(tmp_path):
+    X, y = blobs(channels=3)
+    pipe = Pipeline([("gray", Grayscale()), ("clf", tiny(epochs=2))]).fit(X, y)
+    path = tmp_path / "pipe.joblib"
+    joblib.dump(pipe, path)
+    np.save(tmp_path / "X.npy", X)
+    expected = pipe.predict_proba(X)
+    np.testing.assert_array_equal(joblib.load(path).predict_proba(X), expected)
+
+    script = textwrap.dedent(
+        """
+        import joblib, numpy as np, warnings
+        warnings.simplefilter("error", category=UserWarning)
+        pipe = joblib.load("pipe.joblib")
+        np.save("out.npy", pipe.predict_proba(np.load("X.npy")))
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-6, atol=1e-7)
+    saved = joblib.load(path).named_steps["clf"].saved_versions_
+    assert set(saved) == {"sklcifar", "keras", "tensorflow"}
+
+
+def test_loading_under_other_versions_warns(tmp_path, monkeypatch):
+    import sklcifar.estimators as estimators
+
+    X, y = blobs()
+    clf = tiny().fit(X, y)
+    real = estimators.library_versions()
+    monkeypatch.setattr(estimators, "library_versions", lambda: {**real, "keras": "2.0.0"})
+    joblib.dump(clf, tmp_path / "old.joblib")
+    monkeypatch.setattr(estimators, "library_versions", lambda: real)
+    with pytest.warns(VersionMismatchWarning, match="keras 2.0.0"):
+        loaded = joblib.load(tmp_path / "old.joblib")
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
+# ------------------------------------------------------------------- bad input
+def fitted():
+    X, y = blobs()
+    return tiny().fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: tiny().fit(np.zeros((10, 64), np.uint8), [0, 1] * 5), "rank 2"),
+        (lambda: fitted().predict(np.zeros((3, 10, 10), np.uint8)), r"fitted on images of shape"),
+        (lambda: tiny().fit(blobs()[0], blobs()[1][:-1]), "40 images but y has 39 labels"),
+        (
+            lambda: tiny().fit(np.where(blobs()[0] > 100, np.nan, 0.5), blobs()[1]),
+            "NaN or infinite",
+        ),
+        (lambda: tiny().fit(blobs()[0], np.zeros(40)), "single class"),
+        (lambda: ConvNetClassifier(preset="m13").fit(*blobs()), "preset"),
+        (lambda: tiny(kernel_order="spiral").fit(*blobs()), "kernel_order"),
+        (lambda: tiny(kernel_order=(3,)).fit(*blobs()), "kernel_order"),
+        (lambda: tiny(dropout_placement="all", conv_dropout=-0.1).fit(*blobs()), r"\[0, 1\)"),
+        (lambda: tiny(dense_dropout=1.0).fit(*blobs()), r"dense_dropout must be in \[0, 1\)"),
+        (lambda: tiny(l2=-1e-3).fit(*blobs()), "l2 must be >= 0"),
+        (lambda: tiny(validation_fraction=0.5).fit(*blobs(n_per_class=1)), "smallest class"),
+        (lambda: tiny(validation_fraction=0.99).fit(*blobs()), "validation_fraction"),
+        (lambda: tiny().predict(blobs()[0]), "not fitted"),
+        (lambda: tiny(augment=["spin"]).fit(*blobs()), "augment names"),
+        (lambda: tiny().fit(blobs()[0].astype(np.int64), blobs()[1]), "uint8"),
+    ],
+    ids=[
+        "rank",
+        "size-at-predict",
+        "length-mismatch",
+        "nan",
+        "single-class",
+        "preset",
+        "kernel-order-name",
+        "kernel-order-length",
+        "negative-dropout",
+        "dropout-one",
+        "negative-l2",
+        "val-fraction-smallest-class",
+        "val-fraction-too-large",
+        "predict-before-fit",
+        "augment-name",
+        "int64-pixels",
+    ],
+)
+def test_bad_input_raises_clear_value_error(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+# ------------------------------------------------------------------ real data
+def test_real_cifar10_subset_learns_and_round_trips(cifar10_train, cifar10_test, tmp_path):
+    from sklcifar.datasets import stratified_subset
+
+    X, y = stratified_subset(cifar10_train.images, cifar10_train.target, 4000, random_state=0)
+    pipe = Pipeline(
+        [
+            ("gray", Grayscale()),
+            ("clf", ConvNetClassifier(depth=3, filters=16, dense=(64,), epochs=4, random_state=0)),
+        ]
+    ).fit(X, y)
+    X_test, y_test = cifar10_test.images[:2000], cifar10_test.target[:2000]
+    accuracy = pipe.score(X_test, y_test)
+    assert accuracy > 0.25, accuracy  # chance is 0.10
+    joblib.dump(pipe, tmp_path / "cifar.joblib")
+    loaded = joblib.load(tmp_path / "cifar.joblib")
+    np.testing.assert_array_equal(loaded.predict(X_test), pipe.predict(X_test))
