@@ -13,6 +13,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-from .estimators import ConvNetClassifier, ImageClassifier  # noqa: E402
+from .estimators import (  # noqa: E402
+    ConvNetClassifier,
+    FastNetClassifier,
+    ImageClassifier,
+    ResNetClassifier,
+)
+from .pipelines import default_pipeline, make_pipeline  # noqa: E402
 
-__all__ = ["ConvNetClassifier", "ImageClassifier", "__version__"]
+__all__ = [
+    "ConvNetClassifier",
+    "FastNetClassifier",
+    "ImageClassifier",
+    "ResNetClassifier",
+    "__version__",
+    "default_pipeline",
+    "make_pipeline",
+]

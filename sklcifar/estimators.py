@@ -636,8 +636,113 @@ class ConvNetClassifier(ImageClassifier):
         )
 
 
+# The fast recipe, after David Page's ResNet-9 and Keller Jordan's airbench (see
+# ../shared/reference/NOTES.md): large batches, Nesterov SGD with a short warm-up and
+# linear decay to zero, label smoothing, flip + 2-pixel shifts drawn fresh every epoch,
+# flip test-time augmentation, no early stopping (the schedule decides when to stop).
+# Measured figures: benchmarks/RESULTS.md.
+FAST_RECIPE: dict[str, Any] = {
+    "epochs": 16,
+    "batch_size": 512,  # images per step
+    "optimizer": "nesterov",
+    "learning_rate": 0.2,  # peak, per step of 512 images
+    "momentum": 0.9,
+    "weight_decay": 5e-4,  # decoupled, multiplied by the learning rate
+    "lr_schedule": "warmup_linear",
+    "warmup_epochs": 2.0,
+    "label_smoothing": 0.2,
+    "augment": ("flip", "shift"),
+    "tta": True,
+    "patience": None,
+}
+
+
+class FastNetClassifier(ImageClassifier):
+    """A ResNet-9 (``architectures.build_fastnet``) with the fast training recipe.
+
+    The package's default classifier: the quickest way here to a good model on a CPU.
+
+    Parameters
+    ----------
+    width : int, default=16
+        Filters of the first layer; later stages use 2x, 4x and 8x.
+    **kwargs
+        Training parameters of ``ImageClassifier``; defaults in ``FAST_RECIPE``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklcifar import FastNetClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 256, size=(40, 16, 16), dtype=np.uint8)
+    >>> y = np.repeat([0, 1], 20)
+    >>> clf = FastNetClassifier(width=4, epochs=1, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+
+    recipe = FAST_RECIPE
+    _parameter_constraints: ClassVar[dict] = {"width": [Interval(Integral, 1, None, closed="left")]}
+
+    def __init__(self, width: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+
+    def _build_network(self, input_shape, n_classes, *, input_mean, input_std) -> keras.Model:
+        return architectures.build_fastnet(
+            input_shape, n_classes, width=self.width, input_mean=input_mean, input_std=input_std
+        )
+
+
+class ResNetClassifier(ImageClassifier):
+    """A pre-activation ResNet (``architectures.build_resnet``) with the fast recipe.
+
+    Parameters
+    ----------
+    depth : int, default=20
+        6 n + 2 layers (20 is ResNet-20, 56 is ResNet-56).
+    width : int, default=16
+        Filters of the first stage (16 k for a wide ResNet of factor k).
+    **kwargs
+        Training parameters of ``ImageClassifier``; defaults in ``FAST_RECIPE``.
+
+    Examples
+    --------
+    >>> from sklcifar import ResNetClassifier
+    >>> ResNetClassifier(depth=32).get_params()["depth"]
+    32
+    """
+
+    recipe = FAST_RECIPE
+    _parameter_constraints: ClassVar[dict] = {
+        "depth": [Interval(Integral, 8, None, closed="left")],
+        "width": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, depth: int = 20, width: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        self.depth = depth
+        self.width = width
+
+    def _check_architecture(self) -> None:
+        if (self.depth - 2) % 6:
+            raise ValueError(f"depth must be 6 n + 2 (8, 14, 20, 26, ...); got {self.depth!r}.")
+
+    def _build_network(self, input_shape, n_classes, *, input_mean, input_std) -> keras.Model:
+        return architectures.build_resnet(
+            input_shape,
+            n_classes,
+            depth=self.depth,
+            width=self.width,
+            input_mean=input_mean,
+            input_std=input_std,
+        )
+
+
 __all__ = [
     "ConvNetClassifier",
+    "FastNetClassifier",
+    "ResNetClassifier",
     "ImageClassifier",
     "VersionMismatchWarning",
     "library_versions",

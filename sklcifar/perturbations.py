@@ -221,26 +221,35 @@ def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return rows[np.newaxis], cols[np.newaxis]
 
 
-def _linear_spatial(x: np.ndarray, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Apply ``sum(Ry @ image @ Rx.T for Ry, Rx in pairs)`` to every image and channel.
+class _SeparableSum:
+    """The linear map ``image -> sum(ry @ image @ rx.T for ry, rx in pairs)``.
 
-    Uses one dense ``(H'W', HW)`` operator when that is cheaper than the separable
-    products (e.g. the many zoom levels of ``zoom_blur`` on 32x32 images), else two
-    matrix products per pair.  Either way the whole batch goes through BLAS.
+    Applied to every image and channel of a batch through BLAS: with one dense
+    ``(H'W', HW)`` matrix when that is cheaper than the separable products (e.g. the
+    many zoom levels of ``zoom_blur`` on 32x32 images), else two products per pair.
     """
-    n, h, w, c = x.shape
-    h2, w2 = pairs[0][0].shape[0], pairs[0][1].shape[0]
-    if 2 * len(pairs) * (h + w) >= h * w:
-        op = sum(np.kron(ry, rx) for ry, rx in pairs).astype(x.dtype)
-        flat = np.moveaxis(x.reshape(n, h * w, c), 2, 1).reshape(n * c, h * w)
-        out = (flat @ op.T).reshape(n, c, h2 * w2)
-        return np.moveaxis(out, 1, 2).reshape(n, h2, w2, c)
-    rows_first = np.moveaxis(x, 1, 0).reshape(h, n * w * c)
-    acc = np.zeros((h2, n, c, w2), dtype=x.dtype)
-    for ry, rx in pairs:
-        t = (ry.astype(x.dtype) @ rows_first).reshape(h2, n, w, c)
-        acc += np.tensordot(t, rx.astype(x.dtype), axes=([2], [1]))
-    return acc.transpose(1, 0, 3, 2)
+
+    def __init__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.pairs = [(np.asarray(ry), np.asarray(rx)) for ry, rx in pairs]
+        (h2, h), (w2, w) = self.pairs[0][0].shape, self.pairs[0][1].shape
+        self.shape = (h2, w2)
+        self.dense = None  # transposed, float32: (HW, H'W')
+        if 2 * len(self.pairs) * (h + w) >= h * w:
+            self.dense = sum(np.kron(ry, rx) for ry, rx in self.pairs).T.astype(np.float32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        n, h, w, c = x.shape
+        h2, w2 = self.shape
+        if self.dense is not None:
+            flat = np.moveaxis(x.reshape(n, h * w, c), 2, 1).reshape(n * c, h * w)
+            out = (flat @ self.dense.astype(x.dtype, copy=False)).reshape(n, c, h2 * w2)
+            return np.moveaxis(out, 1, 2).reshape(n, h2, w2, c)
+        rows_first = np.moveaxis(x, 1, 0).reshape(h, n * w * c)
+        acc = np.zeros((h2, n, c, w2), dtype=x.dtype)
+        for ry, rx in self.pairs:
+            t = (ry.astype(x.dtype) @ rows_first).reshape(h2, n, w, c)
+            acc += np.tensordot(t, rx.astype(x.dtype), axes=([2], [1]))
+        return acc.transpose(1, 0, 3, 2)
 
 
 def _interp_matrix(coords: np.ndarray, n: int) -> np.ndarray:
@@ -281,6 +290,21 @@ def _box_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     inside = (pos >= xmin[:, np.newaxis]) & (pos < xmax[:, np.newaxis])
     weights = ((arg > -0.5) & (arg <= 0.5) & inside).astype(np.float64)
     return weights / weights.sum(axis=1, keepdims=True)
+
+
+@functools.lru_cache(maxsize=16)
+def _zoom_operator(h: int, w: int, factors: tuple[float, ...]) -> _SeparableSum:
+    """Mean of the reference ``clipped_zoom`` over ``factors`` (cached)."""
+    return _SeparableSum([(_zoom_matrix(h, z) / len(factors), _zoom_matrix(w, z)) for z in factors])
+
+
+@functools.lru_cache(maxsize=16)
+def _pixelate_operator(h: int, w: int, factor: float) -> _SeparableSum:
+    """Pillow ``BOX`` resize to ``int(size * factor)`` and back (cached)."""
+    small_h, small_w = max(1, int(h * factor)), max(1, int(w * factor))
+    ry = _box_resize_matrix(small_h, h) @ _box_resize_matrix(h, small_h)
+    rx = _box_resize_matrix(small_w, w) @ _box_resize_matrix(w, small_w)
+    return _SeparableSum([(ry, rx)])
 
 
 def _gaussian_blur(x: np.ndarray, sigma: float, mode: str = "nearest") -> np.ndarray:
@@ -454,10 +478,8 @@ def _motion_blur(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.n
 
 
 def _zoom_blur(x: np.ndarray, factors: tuple, rng: np.random.Generator) -> np.ndarray:
-    _, h, w, _ = x.shape
-    pairs = [(np.eye(h), np.eye(w))]
-    pairs += [(_zoom_matrix(h, z), _zoom_matrix(w, z)) for z in factors]
-    return _linear_spatial(x, pairs) / len(pairs)
+    # (x + sum of clipped zooms) / (len + 1); clipped_zoom(x, 1.0) is x itself.
+    return _zoom_operator(x.shape[1], x.shape[2], (1.0, *factors))(x)
 
 
 def _luminance(x: np.ndarray) -> np.ndarray:
@@ -471,7 +493,7 @@ def _snow(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.ndarray:
     loc, scale, zoom, threshold, radius, sigma, keep = params
     n, h, w, _ = x.shape
     layer = loc + scale * rng.standard_normal((n, h, w, 1), dtype=np.float32)
-    layer = _linear_spatial(layer, [(_zoom_matrix(h, zoom), _zoom_matrix(w, zoom))])
+    layer = _zoom_operator(h, w, (zoom,))(layer)
     layer = np.where(layer < threshold, 0, layer)
     layer = np.floor(np.clip(layer, 0, 1) * 255) / 255  # saved as an 8-bit PNG
     layer = _line_blur(layer, radius, sigma, _uniform(rng, -135, -45, n))
@@ -537,11 +559,7 @@ def _elastic_transform(x: np.ndarray, params: tuple, rng: np.random.Generator) -
 
 
 def _pixelate(x: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
-    _, h, w, _ = x.shape
-    small_h, small_w = max(1, int(h * factor)), max(1, int(w * factor))
-    ry = _box_resize_matrix(small_h, h) @ _box_resize_matrix(h, small_h)
-    rx = _box_resize_matrix(small_w, w) @ _box_resize_matrix(w, small_w)
-    return _linear_spatial(x, [(ry, rx)])
+    return _pixelate_operator(x.shape[1], x.shape[2], factor)(x)
 
 
 def _jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from sklearn.pipeline import Pipeline
 
-from .estimators import ConvNetClassifier, ImageClassifier
+from .estimators import ConvNetClassifier, FastNetClassifier, ImageClassifier, ResNetClassifier
 from .transformers import Grayscale
 
 # Classifier families by the name the command line and the search use.
-CLASSIFIERS: dict[str, type[ImageClassifier]] = {"convnet": ConvNetClassifier}
-DEFAULT_CLASSIFIER = "convnet"
+CLASSIFIERS: dict[str, type[ImageClassifier]] = {
+    "convnet": ConvNetClassifier,
+    "fastnet": FastNetClassifier,
+    "resnet": ResNetClassifier,
+}
+DEFAULT_CLASSIFIER = "fastnet"
 
 
 def make_pipeline(classifier: str = DEFAULT_CLASSIFIER, **params) -> Pipeline:

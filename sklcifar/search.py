@@ -32,6 +32,8 @@ import contextlib
 import csv
 import gc
 import json
+import os
+import socket
 import time
 import warnings
 from collections import Counter
@@ -282,8 +284,8 @@ def objective(
 
     The estimator holds out the same stratified validation split in every trial (same
     ``random_state``), so trials are compared on the same images. The epoch of the best
-    accuracy is kept as the trial's ``best_epoch`` user attribute: ``refit_best`` trains
-    that many epochs on all images.
+    accuracy is kept as the trial's ``best_epoch`` user attribute (``refit_best`` trains
+    that many epochs on all images), and the host and process as ``worker``.
 
     Parameters
     ----------
@@ -303,6 +305,7 @@ def objective(
     """
     family, params = suggest_params(trial, families, fixed)
     trial.set_user_attr("classifier", family)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     pipeline = make_pipeline(
         family,
         **params,
@@ -725,7 +728,7 @@ def _write_trials_csv(study: optuna.Study, path: Path) -> None:
     trials = study.get_trials(deepcopy=False)
     names = sorted({name for t in trials for name in t.params})
     fields = ["number", "state", "value", "best_epoch", "epochs_reported", "duration_s"]
-    fields += ["retry_of", "classifier", *(f"param_{name}" for name in names)]
+    fields += ["retry_of", "worker", "classifier", *(f"param_{name}" for name in names)]
     with path.open("w", newline="") as file, _experimental_ok():
         writer = csv.DictWriter(file, fieldnames=fields)
         writer.writeheader()
@@ -739,6 +742,7 @@ def _write_trials_csv(study: optuna.Study, path: Path) -> None:
                     "epochs_reported": len(t.intermediate_values),
                     "duration_s": None if t.duration is None else t.duration.total_seconds(),
                     "retry_of": RetryHeartbeatStaleTrialCallback.retried_trial_number(t),
+                    "worker": t.user_attrs.get("worker"),
                     "classifier": t.user_attrs.get("classifier"),
                     **{f"param_{name}": value for name, value in t.params.items()},
                 }
@@ -761,7 +765,7 @@ def write_search_report(
 
     Files: ``best_params.json`` (family, estimator parameters, refit epochs, validation
     accuracy, trial number), ``trials.csv`` (one row per trial: state, value, epochs
-    reported, duration, the trial it retries, parameters) and, with ``plots``,
+    reported, duration, the trial it retries, worker, parameters) and, with ``plots``,
     ``optimization_history.png``, ``param_importances.png`` and
     ``parallel_coordinate.png`` (each when the study has enough complete trials).
 

@@ -214,3 +214,38 @@ def cifar10_train(cifar10_path: Path) -> Bunch:
 def cifar10_test(cifar10_path: Path) -> Bunch:
     """The real CIFAR-10 test split (10,000 images), loaded once per session; read-only."""
     return _load_read_only(cifar10_path, "test")
+
+
+# One small network, trained once per session and shared by the robustness, plot and
+# command-line tests: a few seconds of training on 300 real images, well above chance.
+TINY_PIPELINE_PARAMS = {"depth": 2, "filters": 8, "dense": (32,), "epochs": 2, "random_state": 0}
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(cifar10_train: Bunch):
+    """``make_pipeline("convnet", **TINY_PIPELINE_PARAMS)`` fitted on 300 stratified real
+    CIFAR-10 train images; shared by the session, so do not refit or alter it."""
+    from sklcifar.datasets import stratified_subset
+    from sklcifar.pipelines import make_pipeline
+
+    X, y = stratified_subset(cifar10_train.images, cifar10_train.target, 300, random_state=0)
+    return make_pipeline("convnet", **TINY_PIPELINE_PARAMS).fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tiny_pipeline, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`tiny_pipeline` saved with ``sklcifar.persistence.save_model``."""
+    from sklcifar.persistence import save_model
+
+    return save_model(tiny_pipeline, tmp_path_factory.mktemp("models") / "tiny.joblib")
+
+
+@pytest.fixture(scope="session")
+def cifar10_test_small(cifar10_test: Bunch) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)``: 200 stratified real CIFAR-10 test images, read-only."""
+    from sklcifar.datasets import stratified_subset
+
+    X, y = stratified_subset(cifar10_test.images, cifar10_test.target, 200, random_state=0)
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y

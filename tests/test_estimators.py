@@ -18,7 +18,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklcifar import ConvNetClassifier
+from sklcifar import ConvNetClassifier, FastNetClassifier, ResNetClassifier
 from sklcifar.estimators import VersionMismatchWarning
 from sklcifar.transformers import Grayscale, PixelNoise, RandomFlip
 
@@ -251,15 +251,6 @@ def test_augment_draws_fresh_images_every_epoch():
     assert not np.array_equal(seen[0], seen[-1])
 
 
-def test_tta_is_neutral_on_mirror_symmetric_images():
-    X, y = blobs()
-    X = np.concatenate([X[:, :, :4], X[:, :, :4][:, :, ::-1]], axis=2)  # symmetric rows
-    clf = tiny(epochs=2).fit(X, y)
-    plain = clf.predict_proba(X)
-    clf.set_params(tta=True)
-    np.testing.assert_allclose(clf.predict_proba(X), plain, atol=1e-6)
-
-
 def test_precision_float32_and_bfloat16():
     X, y = blobs()
     fp32 = tiny(precision="float32").fit(X, y)
@@ -378,3 +369,42 @@ def test_real_cifar10_subset_learns_and_round_trips(cifar10_train, cifar10_test,
     joblib.dump(pipe, tmp_path / "cifar.joblib")
     loaded = joblib.load(tmp_path / "cifar.joblib")
     np.testing.assert_array_equal(loaded.predict(X_test), pipe.predict(X_test))
+
+
+# ------------------------------------------------------- every classifier family
+FAMILIES = {
+    "convnet": lambda **kw: tiny(**kw),
+    "fastnet": lambda **kw: FastNetClassifier(width=2, epochs=1, batch_size=16, **kw),
+    "resnet": lambda **kw: ResNetClassifier(depth=8, width=2, epochs=1, batch_size=16, **kw),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_trains_saves_and_runs_in_float32(family, tmp_path):
+    X, y = blobs(size=16)
+    clf = FAMILIES[family](precision="float32", random_state=0).fit(X, y)
+    assert all(w.dtype == "float32" for w in clf.model_.weights)
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    loaded = joblib.load(tmp_path / "clf.joblib")
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_tta_is_neutral_on_mirror_symmetric_images(family):
+    X, y = blobs(size=16)
+    X = np.concatenate([X[:, :, :8], X[:, :, :8][:, :, ::-1]], axis=2)
+    clf = FAMILIES[family](tta=False, random_state=0).fit(X, y)
+    plain = clf.predict_proba(X)
+    clf.set_params(tta=True)
+    np.testing.assert_allclose(clf.predict_proba(X), plain, atol=1e-6)
+
+
+def test_resnet_depth_must_be_6n_plus_2():
+    with pytest.raises(ValueError, match="6 n"):
+        ResNetClassifier(depth=21).fit(*blobs(size=16))
+
+
+def test_fast_recipe_defaults_apply_and_can_be_overridden():
+    clf = FastNetClassifier(epochs=3)
+    assert clf.get_params()["optimizer"] is None  # stores what the user passed
+    assert clf._setting("optimizer") == "nesterov" and clf._setting("epochs") == 3

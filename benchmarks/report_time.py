@@ -1,0 +1,80 @@
+"""Time the full robustness report: ``python benchmarks/report_time.py``.
+
+Trains a small ConvNetClassifier pipeline briefly (not timed as part of the report),
+then times ``evaluate_robustness`` on the whole CIFAR-10 test split: clean, the seed
+study's 3% pixel noise and the 15 CIFAR-C corruptions at 5 severities, 77 cells of
+10,000 images. Target: under 3 minutes on a 2-core CPU. Prints the training time, the
+report's wall time and the clean and mean-corruption accuracies; ``--out DIR`` also
+writes the report there (robustness.md, .csv, .json, .png).
+
+Measured figures are in the header of ``RESULTS`` below, updated by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from sklcifar.datasets import load_cifar, stratified_subset
+from sklcifar.pipelines import make_pipeline
+from sklcifar.plots import plot_robustness, save_figure
+from sklcifar.robustness import evaluate_robustness
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar-10-python.tar.gz"
+# A network that trains in seconds: the benchmark times the report, not the model.
+MODEL = {"depth": 3, "filters": 16, "dense": (64,), "epochs": 2, "random_state": 0}
+TRAIN_IMAGES = 5000
+TARGET_SECONDS = 180
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CIFAR-10 archive")
+    parser.add_argument("--out", type=Path, help="folder to write the report to")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    train = load_cifar(args.data, split="train")
+    test = load_cifar(args.data, split="test")
+    X, y = stratified_subset(train.images, train.target, TRAIN_IMAGES, random_state=0)
+
+    start = time.perf_counter()
+    pipeline = make_pipeline("convnet", **MODEL).fit(X, y)
+    train_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    report = evaluate_robustness(pipeline, test.images, test.target, progress=True)
+    report_seconds = time.perf_counter() - start
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}")
+    print(f"training ({len(y)} images, {MODEL}): {train_seconds:.1f} s (not counted)")
+    verdict = "within" if report_seconds < TARGET_SECONDS else "OVER"
+    print(
+        f"report ({len(report.rows) - 1} cells x {report.n_images} images): "
+        f"{report_seconds:.1f} s, {verdict} the {TARGET_SECONDS} s target"
+    )
+    print(
+        f"clean accuracy {report.clean_accuracy:.4f}, pixel noise {report.noise_accuracy:.4f}, "
+        f"mean corruption {report.mean_corruption_accuracy:.4f} "
+        f"(drop {report.mean_corruption_drop:.4f})"
+    )
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "robustness.md").write_text(report.to_markdown())
+        report.to_csv(args.out / "robustness.csv")
+        summary = {"report_seconds": report_seconds, **report.to_dict()}
+        (args.out / "robustness.json").write_text(json.dumps(summary, indent=2) + "\n")
+        save_figure(plot_robustness(report), args.out / "robustness.png")
+        print(f"wrote the report to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""The training recipe's parts: loss, schedule, optimisers, precision, augmented batches."""
+
+import keras
+import numpy as np
+import pytest
+
+from sklcifar import training
+from sklcifar.transformers import PixelNoise
+
+
+def test_sparse_crossentropy_matches_keras_losses():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(5), size=8).astype("float32")
+    labels = rng.integers(0, 5, size=8)
+    sparse = keras.losses.SparseCategoricalCrossentropy()(labels, probs)
+    np.testing.assert_allclose(training.SparseCrossentropy(0.0)(labels, probs), sparse, rtol=1e-5)
+    smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=0.2)(np.eye(5)[labels], probs)
+    np.testing.assert_allclose(training.SparseCrossentropy(0.2)(labels, probs), smoothed, rtol=1e-5)
+
+
+def test_warmup_linear_decay_shape():
+    schedule = training.WarmupLinearDecay(0.4, warmup_steps=10, total_steps=110)
+    values = [float(schedule(step)) for step in (0, 10, 60, 110, 200)]
+    np.testing.assert_allclose(values, [0.04, 0.4, 0.2, 0.0, 0.0], atol=1e-6)
+    clone = training.WarmupLinearDecay(**schedule.get_config())
+    assert float(clone(5)) == pytest.approx(float(schedule(5)))
+
+
+@pytest.mark.parametrize("name", training.OPTIMIZERS)
+def test_make_optimizer(name):
+    optimizer = training.make_optimizer(name, 0.1, weight_decay=1e-4)
+    assert optimizer.weight_decay == pytest.approx(1e-4)
+    if name == "nesterov":
+        assert optimizer.nesterov
+
+
+def test_make_optimizer_rejects_unknown_name():
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        training.make_optimizer("rmsprop", 0.1)
+
+
+def test_precision_policies(monkeypatch):
+    assert training.dtype_policy_name("float32") == "float32"
+    assert training.dtype_policy_name("bfloat16") == "mixed_bfloat16"
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: False)
+    assert training.dtype_policy_name("auto") == "float32"
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
+    assert training.dtype_policy_name("auto") == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="precision"):
+        training.dtype_policy_name("float16")
+
+
+def test_dtype_policy_context_restores_the_global_policy():
+    before = keras.config.dtype_policy().name
+    with training.dtype_policy("mixed_bfloat16"):
+        layer = keras.layers.Dense(2)
+    assert layer.dtype_policy.name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == before
+
+
+def test_augmented_batches_are_fresh_each_epoch_and_reproducible():
+    X = np.random.default_rng(0).random((10, 8, 8, 1)).astype("float32")
+    y = np.arange(10)
+
+    def batches(seed):
+        data = training.AugmentedBatches(
+            X, y, batch_size=4, augment=[PixelNoise(0.5)], seed=seed, workers=1
+        )
+        first = [data[i] for i in range(len(data))]
+        data.on_epoch_end()
+        return first, [data[i] for i in range(len(data))]
+
+    epoch1, epoch2 = batches(0)
+    again1, _ = batches(0)
+    assert len(epoch1) == 3 and sorted(np.concatenate([b[1] for b in epoch1])) == list(range(10))
+    for a, b in zip(epoch1, again1, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(epoch1[0][0], epoch2[0][0])
