@@ -35,6 +35,7 @@ from sklearn.metrics import accuracy_score
 from sklcifar.datasets import default_source, load_cifar, stratified_subset
 from sklcifar.perturbations import pixel_noise
 from sklcifar.pipelines import make_pipeline
+from sklcifar.robustness import evaluate_robustness
 from sklcifar.search import (
     PRUNERS,
     check_storage_url,
@@ -201,7 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path(DEFAULTS["output"]),
         help="folder for every output (default %(default)s)",
     )
-    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=sys.stderr.isatty(),
+        help="no progress bar (shown by default when stderr is a terminal)",
+    )
     out.add_argument(
         "--robustness-report",
         action="store_true",
@@ -239,10 +246,8 @@ def _test_accuracy(model, X, y, seed: int) -> dict[str, float]:
     }
 
 
-def _robustness(model, X, y, output: Path) -> dict[str, float]:
-    from sklcifar.robustness import evaluate_robustness
-
-    report = evaluate_robustness(model, X, y)
+def _robustness(model, X, y, output: Path, seed: int, progress: bool) -> dict[str, float]:
+    report = evaluate_robustness(model, X, y, random_state=seed, progress=progress)
     report.to_csv(output / "robustness.csv")
     (output / "robustness.md").write_text(report.to_markdown() + "\n")
     return {
@@ -264,13 +269,6 @@ def _check_options(args: argparse.Namespace) -> None:
         raise ValueError(f"--output {str(args.output)!r} is a file; give a folder.")
     if args.storage is not None:
         check_storage_url(args.storage)
-    if args.robustness_report:
-        try:
-            import sklcifar.robustness  # noqa: F401
-        except ImportError as error:
-            raise ValueError(
-                f"--robustness-report needs sklcifar.robustness, which is missing ({error})."
-            ) from None
 
 
 def _run(args: argparse.Namespace, started: float) -> dict:
@@ -291,7 +289,7 @@ def _run(args: argparse.Namespace, started: float) -> dict:
         grace_period=args.grace_period,
         max_retry=args.max_retry,
     )
-    if not args.no_progress:
+    if args.progress:
         # The progress bar shows what Optuna's per-trial log lines would.
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = run_search(
@@ -308,7 +306,7 @@ def _run(args: argparse.Namespace, started: float) -> dict:
         study_name=args.study_name,
         seed=args.seed,
         reserve=0.0 if args.search_only else REFIT_RESERVE,
-        show_progress_bar=not args.no_progress,
+        show_progress_bar=args.progress,
     )
     search_seconds = time.monotonic() - started
     summary = {
@@ -338,7 +336,9 @@ def _run(args: argparse.Namespace, started: float) -> dict:
         test_accuracy=_test_accuracy(model, test.images, test.target, args.seed),
     )
     if args.robustness_report:
-        summary["robustness"] = _robustness(model, test.images, test.target, args.output)
+        summary["robustness"] = _robustness(
+            model, test.images, test.target, args.output, args.seed, args.progress
+        )
     summary["total_seconds"] = round(time.monotonic() - started, 1)
 
     if args.compare_preset:
@@ -363,21 +363,21 @@ def _run(args: argparse.Namespace, started: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0, or 1 with a message on stderr)."""
+    """Run the command line and return the exit status.
+
+    Bad input (options, data, storage, output folder) ends with one line on stderr and
+    status 2, as argparse ends usage errors, before any study is written.
+    """
     started = time.monotonic()
     args = build_parser().parse_args(argv)
-    if args.show_space:
-        try:
-            print(describe_space(args.families.split(","), dict(args.fixed)))
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        return 0
     try:
+        if args.show_space:
+            print(describe_space(args.families.split(","), dict(args.fixed)))
+            return 0
         summary = _run(args, started)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2
     if not args.search_only:
         (args.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

@@ -5,15 +5,9 @@ Data flows one way: ``datasets`` (uint8 arrays, labels, names) -> ``transformers
 from ``architectures`` -> joblib file -> ``cli``, ``robustness`` and ``plots``.
 """
 
-import os
-
-# TensorFlow's C++ start-up chatter (oneDNN notices, CPU feature lines) is noise for users
-# of a scikit-learn API; keep warnings and errors. Respect a value the user has set.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 __version__ = "0.1.0"
 
-from .estimators import (  # noqa: E402
+from .estimators import (  # noqa: E402  (the version comes first: estimators read it)
     ConvNetClassifier,
     FastNetClassifier,
     ImageClassifier,

@@ -125,9 +125,9 @@ def _perturbation(args: argparse.Namespace) -> tuple[str, int, float]:
 
 
 def _read_data(path: Path, label_mode: str) -> tuple[np.ndarray, np.ndarray, list | None]:
-    """(images, labels, class names or None) of an .npz from `perturb` or an archive's
-    test split."""
-    if path.suffix != ".npz":
+    """(images, labels, class names or None) of an .npz from `perturb` (a zip file, by
+    any name) or an archive's test split."""
+    if path.suffix != ".npz" and not (path.is_file() and zipfile.is_zipfile(path)):
         test = load_cifar(path, split="test", label_mode=label_mode)
         return test.images, test.target, test.target_names
     if not path.is_file():
@@ -157,6 +157,25 @@ def _read_data(path: Path, label_mode: str) -> tuple[np.ndarray, np.ndarray, lis
         )
     names = arrays.get("target_names")
     return images, labels, None if names is None else names.tolist()
+
+
+def _perturbed_data(args: argparse.Namespace, model=None) -> tuple:
+    """(name, severity, images, labels, class names or None): --data read and perturbed
+    as --corruption, --severity, --noise-fraction and --random-state say; the images
+    checked against ``model``'s image size first, if given."""
+    name, severity, fraction = _perturbation(args)
+    images, labels, names = _read_data(args.data, args.label_mode)
+    if model is not None:
+        _check_image_size(images, model, args.data)
+    images = perturb(
+        images,
+        name,
+        severity,
+        noise_fraction=fraction,
+        random_state=args.random_state,
+        progress=_interactive(),
+    )
+    return name, severity, images, labels, names
 
 
 def _check_image_size(images: np.ndarray, model, data: Path) -> None:
@@ -241,17 +260,8 @@ def perturb_command(args: argparse.Namespace) -> int:
     for `sklcifar score`. With the same --random-state the images are those that
     `sklcifar report` scores in that row.
     """
-    name, severity, fraction = _perturbation(args)
     _check_folder(args.out)
-    images, labels, names = _read_data(args.data, args.label_mode)
-    images = perturb(
-        images,
-        name,
-        severity,
-        noise_fraction=fraction,
-        random_state=args.random_state,
-        progress=_interactive(),
-    )
+    name, severity, images, labels, names = _perturbed_data(args)
     arrays = {"images": images, "labels": labels}
     if names is not None:
         arrays["target_names"] = np.asarray(names, dtype=str)
@@ -272,18 +282,8 @@ def score_command(args: argparse.Namespace) -> int:
     JSON object with the keys accuracy, log_loss, n_images, corruption, severity and
     model (severity 0 means none: clean or pixel_noise).
     """
-    name, severity, fraction = _perturbation(args)
     model = load_model(args.model)
-    images, labels, _ = _read_data(args.data, args.label_mode)
-    _check_image_size(images, model, args.data)
-    images = perturb(
-        images,
-        name,
-        severity,
-        noise_fraction=fraction,
-        random_state=args.random_state,
-        progress=_interactive(),
-    )
+    name, severity, images, labels, _ = _perturbed_data(args, model)
     proba = model.predict_proba(images)
     # The network's softmax runs in float32 or bfloat16, so rows sum to one only to a
     # few digits, and log_loss warns below 1e-8; renormalise in float64.
@@ -340,7 +340,7 @@ def report_command(args: argparse.Namespace) -> int:
     (args.out / "robustness.md").write_text(
         f"# Robustness of {args.model}\n\n"
         f"{result.n_images} test images from {args.data}; pixel_noise replaces "
-        f"{noise_fraction:.0%} of the pixels; drop = clean accuracy - accuracy; "
+        f"{noise_fraction * 100:g}% of the pixels; drop = clean accuracy - accuracy; "
         "severity 0: not a CIFAR-C level.\n\n" + table
     )
     result.to_csv(args.out / "robustness.csv")

@@ -464,7 +464,9 @@ class ImageClassifier(KerasClassifier):
         """Class probabilities, shape (n_images, n_classes), columns in ``classes_`` order."""
         proba = super().predict_proba(X, **kwargs)
         # scikeras squeezes the output, which drops the row axis for a single image.
-        return np.asarray(proba, dtype=np.float64).reshape(-1, len(self.classes_))
+        proba = np.asarray(proba, dtype=np.float64).reshape(-1, len(self.classes_))
+        # float32 softmax rows sum to 1 only within ~1e-7; scikit-learn's metrics check 1e-8.
+        return proba / proba.sum(axis=1, keepdims=True)
 
     # -------------------------------------------------------------------------- pickling
     def __getstate__(self):
@@ -486,8 +488,15 @@ class ImageClassifier(KerasClassifier):
                     VersionMismatchWarning,
                     stacklevel=2,
                 )
-        self.saved_versions_ = saved
         super().__setstate__(state)
+        self._saved_versions = saved
+
+    @property
+    def saved_versions_(self) -> dict[str, str] | None:
+        """sklcifar, Keras and TensorFlow versions this estimator was saved with."""
+        # A property, not an attribute: check_is_fitted would count an attribute ending in
+        # "_" as proof of fitting, and an unfitted estimator can be saved too.
+        return getattr(self, "_saved_versions", None)
 
 
 class ConvNetClassifier(ImageClassifier):

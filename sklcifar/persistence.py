@@ -58,14 +58,14 @@ def _describe(obj) -> str:
 def _check_model(model, where: str) -> None:
     """Raise `ModelFileError` unless ``model`` is a fitted sklcifar model."""
     try:
-        final_classifier(model)
+        classifier = final_classifier(model)
     except TypeError:
         raise ModelFileError(
             f"{where} holds a {_describe(model)}; expected {_EXPECTED} "
             "(e.g. from `sklcifar train` or sklcifar.pipelines.make_pipeline(...).fit)"
         ) from None
     try:
-        check_is_fitted(model)
+        check_is_fitted(classifier, "model_")
     except NotFittedError:
         raise ModelFileError(
             f"{where} holds an unfitted {_describe(model)}; fit it before saving"

@@ -40,9 +40,10 @@ OpenCV and ImageMagick; this module reimplements every corruption with NumPy, Sc
 * ``motion_blur`` (and the snow layer of ``snow``) reimplements ImageMagick's
   ``MotionBlurImage``: a one-sided line kernel of ``2 * ceil(radius) + 1`` taps with
   Gaussian weights ``exp(-i**2 / (2 sigma**2))``, tap ``i`` reading the pixel at
-  ``(round(i sin a), round(i cos a))`` with edge replication;
-* ``frost`` blends a procedurally generated frost texture (the reference crops one of
-  six photographs that are not distributed with the code);
+  ``(round(i sin a), round(i cos a))`` rows/columns away, with edge replication;
+* ``frost`` blends, with the reference coefficients, a random crop of one of six
+  procedurally generated frost textures (icy haze plus bright ice needles, fixed by a
+  constant seed) where the reference crops one of six frost photographs;
 * ``fog`` uses a batched version of the reference's diamond-square plasma fractal;
 * ``glass_blur``'s pixel loop is a single gather per iteration.  This is exact: in the
   reference ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` acts on NumPy views, so it copies
@@ -460,15 +461,19 @@ def _glass_blur(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.nd
     sigma, delta, iterations = params
     n, h, w, c = x.shape
     x = np.floor(_gaussian_blur(x, sigma) * 255) / 255  # np.uint8(... * 255)
-    # Flat indices of the pixels the reference loop visits (rows and columns
-    # delta + 1 .. size - delta); each takes the value of a random neighbour.
-    rows, cols = np.mgrid[delta + 1 : h - delta + 1, delta + 1 : w - delta + 1]
-    targets = (np.arange(n)[:, np.newaxis, np.newaxis] * h + rows) * w + cols
-    flat = x.reshape(n * h * w, c)
+    # The reference loop visits rows and columns delta + 1 .. size - delta; each pixel
+    # takes the value of its neighbour at (dy, dx), both uniform in -delta .. delta - 1
+    # (np.random.randint(-delta, delta)), drawn here as one code per pixel.
+    side = 2 * delta
+    dy, dx = np.divmod(np.arange(side * side), side)
+    offsets = ((dy - delta) * w + dx - delta).astype(np.int32)
+    itype = np.int32 if n * h * w < 2**31 else np.int64
+    rows, cols = np.mgrid[delta + 1 : h - delta + 1, delta + 1 : w - delta + 1].astype(itype)
+    targets = (np.arange(n, dtype=itype)[:, None, None] * h + rows) * w + cols
+    flat = x.reshape(n * h * w) if c == 1 else x.reshape(n * h * w, c)
     for _ in range(iterations):
-        # Offsets from np.random.randint(-delta, delta): -delta .. delta - 1.
-        dy, dx = rng.integers(-delta, delta, size=(2,) + targets.shape)
-        flat[targets] = flat[targets + dy * w + dx]
+        code = rng.integers(0, side * side, size=targets.shape, dtype=np.int32)
+        flat[targets] = flat[targets + offsets[code]]
     return _gaussian_blur(x, sigma)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
@@ -117,6 +118,7 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], *, axes=None) -
             if key in history:
                 values = history[key]
                 ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.set_title(f"Model {metric}")
@@ -167,7 +169,7 @@ def plot_robustness(
         ax.bar(positions, np.nanmean(grid.accuracy, axis=1), 0.7, color="tab:gray")
     references = (
         (report.clean_accuracy, "clean", "tab:green", "-"),
-        (report.noise_accuracy, f"pixel noise {report.noise_fraction:.0%}", "tab:red", "--"),
+        (report.noise_accuracy, f"pixel noise {report.noise_fraction * 100:g}%", "tab:red", "--"),
         (report.mean_corruption_accuracy, "mean corruption", "black", ":"),
     )
     for value, label, color, style in references:

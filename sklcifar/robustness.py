@@ -402,7 +402,7 @@ def evaluate_robustness(
         with tqdm(total=len(cells), desc="robustness", unit="cell", disable=not progress) as bar:
             for group, X_group in zip(groups, images, strict=True):
                 bar.set_postfix_str("{} {}".format(*group[-1]))
-                predictions = np.split(estimator.predict(X_group), len(group))
+                predictions = np.split(np.asarray(estimator.predict(X_group)), len(group))
                 for (name, severity), y_pred in zip(group, predictions, strict=True):
                     accuracies.append((name, severity, float(accuracy_score(y, y_pred))))
                 bar.update(len(group))

@@ -1,8 +1,8 @@
 """Hyper-parameter search over sklcifar classifiers with Optuna.
 
-``run_search(X, y, ...)`` tunes a classifier family on training images. Each trial suggests
-the estimator's own parameters from ``SEARCH_SPACES`` and ``TRAINING_SPACE`` (so
-``best_params`` go straight into ``set_params``), fits the grayscale pipeline, which holds
+``run_search(X, y, ...)`` tunes classifier families on training images. Each trial suggests
+the estimator's own parameters from ``SEARCH_SPACES`` (so ``best_params`` go straight into
+``set_params``), fits the grayscale pipeline, which holds
 out a stratified validation split (``StratifiedShuffleSplit``, the estimator's
 ``validation_fraction``), reports the validation accuracy after every epoch, and is
 pruned when the pruner (median by default, Hyperband on request) judges it hopeless.
@@ -30,16 +30,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import gc
+import functools
 import json
+import multiprocessing
 import os
+import pickle
+import resource
 import socket
 import time
+import traceback
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,7 @@ from optuna.distributions import (
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
+    check_distribution_compatibility,
 )
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -63,10 +67,12 @@ from .architectures import DROPOUT_PLACEMENTS, KERNEL_ORDERS, L2_PLACEMENTS
 from .pipelines import CLASSIFIERS, make_pipeline
 
 __all__ = [
+    "MAX_RETRY",
     "PRUNERS",
+    "CONVNET_SPACE",
     "SEARCH_SPACES",
-    "TRAINING_SPACE",
     "KerasPruningCallback",
+    "TrainingProcessDied",
     "Param",
     "best_estimator_params",
     "check_storage_url",
@@ -117,16 +123,30 @@ class Param:
             text = "one of " + ", ".join(map(str, dist.choices))
         else:
             kind = "int" if isinstance(dist, IntDistribution) else "float"
-            text = f"{kind} {dist.low:g}..{dist.high:g}" + (" (log scale)" if dist.log else "")
+            text = f"{kind} {dist.low:g}..{dist.high:g}"
+            if dist.step not in (None, 1):
+                text += f" step {dist.step:g}"
+            if dist.log:
+                text += " (log scale)"
         if self.when is not None:
             text += f"  if {self.when[0]} in {', '.join(map(str, self.when[1]))}"
         return f"{self.name:<18} {text}"
 
 
+def _training_space(
+    learning_rate: tuple[float, float], batch_size: tuple[int, int]
+) -> tuple[Param, ...]:
+    """Learning rate and batch size (both on a log scale) in ranges that suit an optimiser."""
+    return (
+        Param("learning_rate", FloatDistribution(*learning_rate, log=True)),
+        Param("batch_size", IntDistribution(*batch_size, log=True)),
+    )
+
+
 # The seed study's design questions as ConvNetClassifier parameters: depth from m1 (3
 # blocks) to m12 (5), kernel order (m4 against m5), where dropout goes and how strong it
-# is (m6-m12), and where L2 goes and how strong it is (m8-m11). Filters and dense widths
-# keep the estimator's defaults.
+# is (m6-m12), where L2 goes and how strong it is (m8-m11); Adam's learning rate and the
+# batch size. Filters and dense widths keep the estimator's defaults.
 CONVNET_SPACE: tuple[Param, ...] = (
     Param("depth", IntDistribution(3, 5)),
     Param("kernel_order", CategoricalDistribution(KERNEL_ORDERS)),
@@ -137,17 +157,26 @@ CONVNET_SPACE: tuple[Param, ...] = (
     ),
     Param("l2_placement", CategoricalDistribution(L2_PLACEMENTS)),
     Param("l2", FloatDistribution(1e-6, 1e-2, log=True), when=("l2_placement", ("dense", "all"))),
+    *_training_space(learning_rate=(1e-4, 1e-2), batch_size=(32, 128)),
 )
 
-#: Training parameters searched for every family, after the family's own.
-TRAINING_SPACE: tuple[Param, ...] = (
-    Param("learning_rate", FloatDistribution(1e-4, 1e-2, log=True)),
-    Param("batch_size", CategoricalDistribution((32, 64, 128))),
+# FastNet and ResNet train with the fast recipe (Nesterov SGD, warm-up then linear decay,
+# decoupled weight decay), around its learning rate 0.2 and batch 512.
+_FAST_TRAINING: tuple[Param, ...] = (
+    Param("weight_decay", FloatDistribution(1e-5, 1e-3, log=True)),
+    *_training_space(learning_rate=(0.02, 0.5), batch_size=(128, 512)),
 )
+_WIDTH = Param("width", CategoricalDistribution((8, 16, 32)))
 
 #: Searchable classifier families (names in ``sklcifar.pipelines.CLASSIFIERS``) and their
-#: architecture parameters. A new family joins the search by adding its entry here.
-SEARCH_SPACES: dict[str, tuple[Param, ...]] = {"convnet": CONVNET_SPACE}
+#: parameters. A new family joins the search by adding its entry here. A name shared by
+#: families must keep one kind of distribution (and the same choices when categorical):
+#: Optuna allows one per parameter name in a study.
+SEARCH_SPACES: dict[str, tuple[Param, ...]] = {
+    "convnet": CONVNET_SPACE,
+    "fastnet": (_WIDTH, *_FAST_TRAINING),
+    "resnet": (Param("depth", IntDistribution(8, 20, step=6)), _WIDTH, *_FAST_TRAINING),
+}
 
 # Set by the search itself for every trial, so not searchable or fixable.
 _RESERVED = ("epochs", "random_state", "callbacks", "verbose")
@@ -179,10 +208,24 @@ def _resolve_space(
                 f"fixed parameters {bad} are not parameters of the {family!r} classifier "
                 f"({CLASSIFIERS[family].__name__}); valid names: {sorted(valid)}."
             )
-    return {
-        family: tuple(p for p in (*SEARCH_SPACES[family], *TRAINING_SPACE) if p.name not in fixed)
+    spaces = {
+        family: tuple(p for p in SEARCH_SPACES[family] if p.name not in fixed)
         for family in families
     }
+    seen: dict[str, tuple[str, BaseDistribution]] = {}
+    for family, params in spaces.items():
+        for param in params:
+            other, dist = seen.setdefault(param.name, (family, param.distribution))
+            try:
+                check_distribution_compatibility(dist, param.distribution)
+            except ValueError:
+                raise ValueError(
+                    f"{param.name!r} is searched as {dist} for {other!r} but as "
+                    f"{param.distribution} for {family!r}; one study needs one kind of "
+                    "distribution per name. Search these families separately, or fix "
+                    f"{param.name!r} with a value."
+                ) from None
+    return spaces
 
 
 def describe_space(
@@ -270,6 +313,120 @@ class KerasPruningCallback(keras.callbacks.Callback):
             raise optuna.TrialPruned(f"{self.monitor}={value:.4f} after epoch {epoch + 1}")
 
 
+class _ParentTrial:
+    """The trial as a training process sees it: reports and pruning questions travel over
+    a pipe to the search process, which holds the real trial."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def report(self, value: float, step: int) -> None:
+        self.conn.send(("report", value, step))
+
+    def should_prune(self) -> bool:
+        self.conn.send(("should_prune",))
+        return self.conn.recv()
+
+
+def _train(conn, family: str, params: dict, epochs: int, random_state, X, y) -> None:
+    """Body of a training process: fit the pipeline, send its history or what stopped it.
+
+    When the search process is gone, the next message fails and ends this process.
+    """
+    try:
+        pipeline = make_pipeline(
+            family,
+            **params,
+            epochs=epochs,
+            random_state=random_state,
+            callbacks=[KerasPruningCallback(_ParentTrial(conn))],
+        )
+        history = pipeline.fit(X, y).named_steps["classifier"].history_
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        conn.send(("done", history, peak_mib))
+    except optuna.TrialPruned as pruned:
+        conn.send(("pruned", str(pruned)))
+    except Exception as error:
+        try:
+            conn.send(("error", error, traceback.format_exc()))
+        except (pickle.PicklingError, TypeError, AttributeError):
+            conn.send(("error", RuntimeError(repr(error)), traceback.format_exc()))
+
+
+class TrainingProcessDied(RuntimeError):
+    """A trial's training process ended without an answer (killed, out of memory)."""
+
+
+class _RemoteTraceback(Exception):
+    """The traceback of an error raised in a training process, chained to it."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@functools.cache
+def _process_context() -> multiprocessing.context.BaseContext:
+    # Each trial trains in a process of its own: TensorFlow keeps the variables of every
+    # network a process has trained, clear_session() or not (keras-team/keras#17458), so
+    # one process would grow by about three times the weights per trial. Training
+    # processes fork from a server that imported TensorFlow once, so each starts in a
+    # fraction of a second.
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def _fit_in_process(
+    trial: Trial, family: str, params: dict, epochs: int, random_state, X, y
+) -> tuple[dict, float]:
+    """Train in a new process, answering its reports; (history, peak resident MiB)."""
+    context = _process_context()
+    conn, child_conn = context.Pipe()
+    process = context.Process(
+        target=_train,
+        args=(child_conn, family, params, epochs, random_state, X, y),
+        daemon=True,
+    )
+    process.start()
+    child_conn.close()
+    answered = False
+    try:
+        while True:
+            try:
+                kind, *body = conn.recv()
+            except EOFError:
+                process.join()
+                trial.set_user_attr("training_exitcode", process.exitcode)
+                raise TrainingProcessDied(
+                    f"the training process of trial {trial.number} ended with exit code "
+                    f"{process.exitcode} (killed, or out of memory?)"
+                ) from None
+            if kind == "report":
+                trial.report(*body)
+            elif kind == "should_prune":
+                conn.send(trial.should_prune())
+            else:
+                answered = True
+                break
+    finally:
+        conn.close()
+        if not answered:  # interrupted: stop training now
+            process.kill()
+        process.join()
+    if kind == "pruned":
+        raise optuna.TrialPruned(body[0])
+    if kind == "error":
+        error, text = body
+        raise error from _RemoteTraceback(text)
+    return body[0], body[1]
+
+
 def objective(
     trial: Trial,
     X,
@@ -282,10 +439,15 @@ def objective(
 ) -> float:
     """Fit one suggested pipeline and return its best validation accuracy.
 
-    The estimator holds out the same stratified validation split in every trial (same
-    ``random_state``), so trials are compared on the same images. The epoch of the best
-    accuracy is kept as the trial's ``best_epoch`` user attribute (``refit_best`` trains
-    that many epochs on all images), and the host and process as ``worker``.
+    The pipeline trains in a process of its own, so that memory stays flat over a long
+    search (TensorFlow does not free the networks a process has trained); it reports to
+    ``trial`` after each epoch and stops when the trial is to be pruned. The estimator
+    holds out the same stratified validation split in every trial (same
+    ``random_state``), so trials are compared on the same images.
+
+    The trial's user attributes record the ``classifier`` family, the ``best_epoch``
+    (``refit_best`` trains that many epochs on all images), the ``worker`` (host and
+    process) and the training process's ``peak_memory_mib``.
 
     Parameters
     ----------
@@ -302,25 +464,20 @@ def objective(
     Returns
     -------
     accuracy : float
+
+    Raises
+    ------
+    optuna.TrialPruned
+        When the pruner stopped the trial.
+    TrainingProcessDied
+        When the training process was killed.
     """
     family, params = suggest_params(trial, families, fixed)
     trial.set_user_attr("classifier", family)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-    pipeline = make_pipeline(
-        family,
-        **params,
-        epochs=epochs,
-        random_state=random_state,
-        callbacks=[KerasPruningCallback(trial)],
-    )
-    try:
-        history = pipeline.fit(X, y).named_steps["classifier"].history_
-    finally:
-        # Keras keeps every model built in the process alive in its global graph state;
-        # without this, memory grows with each trial.
-        del pipeline
-        keras.backend.clear_session()
-        gc.collect()
+    trial.set_user_attr("training_exitcode", None)
+    history, peak_mib = _fit_in_process(trial, family, params, epochs, random_state, X, y)
+    trial.set_user_attr("peak_memory_mib", round(peak_mib))
     scores = history["val_accuracy"]
     best = int(np.argmax(scores))
     trial.set_user_attr("best_epoch", best + 1)
@@ -335,6 +492,10 @@ _URL_EXAMPLES = (
 )
 # Seconds before an unreachable database server counts as down.
 _CONNECT_TIMEOUT = 10
+#: Times a trial whose worker or training process died is run again.
+MAX_RETRY = 2
+# Tries at opening a storage whose tables another worker may be creating.
+_CREATE_ATTEMPTS = 3
 
 
 @contextlib.contextmanager
@@ -414,7 +575,7 @@ def open_storage(
     *,
     heartbeat_interval: int = 10,
     grace_period: int | None = 60,
-    max_retry: int | None = 2,
+    max_retry: int | None = MAX_RETRY,
 ) -> RDBStorage:
     """Open an Optuna RDB storage with heartbeats and retry of dead workers' trials.
 
@@ -431,7 +592,7 @@ def open_storage(
     grace_period : int or None, default=60
         Keep it well above ``heartbeat_interval``: a live trial declared dead would
         crash its worker. None means twice the interval.
-    max_retry : int or None, default=2
+    max_retry : int or None, default=MAX_RETRY
         None retries without limit.
 
     Returns
@@ -440,16 +601,26 @@ def open_storage(
     """
     check_storage_url(url)
     server = sqlalchemy.engine.make_url(url).get_backend_name() != "sqlite"
-    with _experimental_ok():
-        return RDBStorage(
-            url,
-            engine_kwargs={"connect_args": {"connect_timeout": _CONNECT_TIMEOUT}}
-            if server
-            else None,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-        )
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            with _experimental_ok():
+                return RDBStorage(
+                    url,
+                    engine_kwargs=(
+                        {"connect_args": {"connect_timeout": _CONNECT_TIMEOUT}} if server else None
+                    ),
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                        max_retry=max_retry
+                    ),
+                )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Workers started together on a new database race to create Optuna's tables;
+            # the loser finds the winner's tables when it tries again.
+            if attempt == _CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 + np.random.default_rng().random())
 
 
 # ------------------------------------------------------------------------------- search
@@ -474,6 +645,15 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ValueError(f"pruner must be one of {PRUNERS}; got {name!r}.")
+
+
+def _requeue_killed_training(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Study callback: queue again, with the same parameters, a trial whose training
+    process was killed (the out-of-memory killer picks the largest process), as a dead
+    worker's trial is, at most ``MAX_RETRY`` times."""
+    if trial.state == TrialState.FAIL and trial.user_attrs.get("training_exitcode") is not None:
+        with _experimental_ok():
+            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
 
 
 def _finished(counts: Counter) -> int:
@@ -660,7 +840,7 @@ def run_search(
         n_startup_trials=max(2, min(10, n_trials // 3)),
     )
 
-    func = partial(
+    func = functools.partial(
         objective, X=X, y=y, families=families, fixed=fixed, epochs=epochs, random_state=seed
     )
     budget = _Budget(n_trials, timeout, reserve)
@@ -674,8 +854,8 @@ def run_search(
             study.optimize(
                 func,
                 timeout=budget.time_left(),
-                callbacks=[budget, progress, *callbacks],
-                gc_after_trial=True,
+                catch=(TrainingProcessDied,),
+                callbacks=[_requeue_killed_training, budget, progress, *callbacks],
             )
     finally:
         progress.close()

@@ -432,13 +432,14 @@ def test_glass_blur_matches_reference_loop():
     sigma, delta, iterations = params = (0.4, 1, 2)
     out = P._glass_blur(x, params, np.random.default_rng(0))
     rng = np.random.default_rng(0)
-    offsets = [rng.integers(-delta, delta, size=(2, 3, 30, 30)) for _ in range(iterations)]
+    codes = [rng.integers(0, 4, size=(3, 30, 30), dtype=np.int32) for _ in range(iterations)]
     blurred = np.floor(ndimage.gaussian_filter(x, (0, sigma, sigma, 0), mode="nearest") * 255)
     for i, image in enumerate(blurred):  # (32, 32, 3): pixels are views, as in the reference
-        for dy, dx in offsets:
+        for code in codes:
             for h in range(32 - delta, delta, -1):
                 for w in range(32 - delta, delta, -1):
-                    hp, wp = h + dy[i, h - 2, w - 2], w + dx[i, h - 2, w - 2]
+                    dy, dx = divmod(int(code[i, h - 2, w - 2]), 2)
+                    hp, wp = h + dy - 1, w + dx - 1
                     image[h, w], image[hp, wp] = image[hp, wp], image[h, w]
     expected = ndimage.gaussian_filter(blurred / 255, (0, sigma, sigma, 0), mode="nearest")
     np.testing.assert_allclose(out, expected, atol=1e-12)

@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from sklcifar.pipelines import make_pipeline
 from sklcifar.search import (
     SEARCH_SPACES,
-    TRAINING_SPACE,
     KerasPruningCallback,
+    Param,
     best_estimator_params,
     check_storage_url,
     describe_space,
@@ -70,13 +71,13 @@ def _states(study: optuna.Study) -> dict[str, int]:
 # ------------------------------------------------------------------------- search space
 def test_describe_space_lists_every_parameter_once():
     text = describe_space()
-    for param in (*SEARCH_SPACES["convnet"], *TRAINING_SPACE):
+    for param in SEARCH_SPACES["convnet"]:
         assert sum(line.split()[0] == param.name for line in text.splitlines()) == 1
-    assert "(log scale)" in text.splitlines()[-2]  # learning_rate
-    fixed = describe_space(fixed={"depth": 3})
-    assert "fixed:" in fixed and not any(
-        line.startswith("  depth ") for line in fixed.splitlines()[:3]
-    )
+    assert "learning_rate      float 0.0001..0.01 (log scale)" in text
+    every = describe_space(list(SEARCH_SPACES))
+    assert every.startswith("classifier") and "int 8..20 step 6" in every
+    searched, fixed = describe_space(fixed={"depth": 3}).split("fixed:")
+    assert "depth" not in searched and "depth" in fixed
 
 
 @pytest.mark.parametrize(
@@ -91,6 +92,13 @@ def test_describe_space_lists_every_parameter_once():
 def test_space_rejects_unknown_families_and_parameters(families, fixed, match):
     with pytest.raises(ValueError, match=match):
         describe_space(families, fixed)
+
+
+def test_space_rejects_one_name_with_two_kinds_of_distribution(monkeypatch):
+    monkeypatch.setitem(SEARCH_SPACES, "fastnet", (Param("width", IntDistribution(8, 32)),))
+    with pytest.raises(ValueError, match="one kind of distribution per name"):
+        describe_space(["fastnet", "resnet"])
+    describe_space(["fastnet", "resnet"], fixed={"width": 16})  # fixed, it is not searched
 
 
 def test_suggest_params_are_estimator_parameters_and_respect_conditions():
@@ -129,7 +137,7 @@ def test_pruning_callback_reports_each_epoch_and_raises_pruned(images):
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(2.0))
     trial = study.ask()
     pipeline = make_pipeline(
-        **TINY, epochs=3, random_state=0, callbacks=[KerasPruningCallback(trial)]
+        "convnet", **TINY, epochs=3, random_state=0, callbacks=[KerasPruningCallback(trial)]
     )
     with pytest.raises(optuna.TrialPruned, match="after epoch 1"):
         pipeline.fit(X, y)
@@ -141,7 +149,11 @@ def test_pruning_callback_needs_a_validation_metric(images):
     X, y = images
     trial = optuna.create_study().ask()
     pipeline = make_pipeline(
-        **TINY, epochs=1, validation_fraction=0.0, callbacks=[KerasPruningCallback(trial)]
+        "convnet",
+        **TINY,
+        epochs=1,
+        validation_fraction=0.0,
+        callbacks=[KerasPruningCallback(trial)],
     )
     with pytest.raises(KeyError, match="validation_fraction"):
         pipeline.fit(X, y)
@@ -313,7 +325,7 @@ def test_cli_bad_input_fails_before_writing_a_study(
 ):
     out = tmp_path / "run"
     argv = ["--data", str(cifar10_archive), "--output", str(out), "--no-progress", *extra]
-    assert cli.main(argv) == 1
+    assert cli.main(argv) == 2
     assert match in capsys.readouterr().err
     assert not (out / "study.db").exists()
 
@@ -321,7 +333,7 @@ def test_cli_bad_input_fails_before_writing_a_study(
 def test_cli_output_that_is_a_file(cli, cifar10_archive, tmp_path, capsys):
     out = tmp_path / "taken"
     out.write_text("not a folder")
-    assert cli.main(["--data", str(cifar10_archive), "--output", str(out)]) == 1
+    assert cli.main(["--data", str(cifar10_archive), "--output", str(out)]) == 2
     assert "is a file" in capsys.readouterr().err
     assert out.read_text() == "not a folder"
 

@@ -1,0 +1,151 @@
+"""Several search workers on one study in a real PostgreSQL server.
+
+The server's URL comes from ``SKLCIFAR_TEST_POSTGRES_URL`` (``.ci/start-postgres.sh``
+starts a server and prints it). Without it these tests skip, except in CI (``CI`` set),
+where a missing or unreachable server fails them.
+
+Each worker is a ``python benchmarks/search.py`` process training tiny networks on
+synthetic CIFAR-10 (120 images), with a 1-second heartbeat and a 3-second grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sklcifar.search import check_storage_url
+
+pytestmark = pytest.mark.postgres
+
+REPO = Path(__file__).resolve().parents[1]
+URL_VARIABLE = "SKLCIFAR_TEST_POSTGRES_URL"
+# Seconds any one worker may take; a normal one needs 20-60 on 2 shared cores.
+WORKER_TIMEOUT = 240
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> str:
+    """The test server's URL; skip without one, but fail in CI."""
+    url = os.environ.get(URL_VARIABLE)
+    in_ci = bool(os.environ.get("CI"))
+    if not url:
+        message = f"{URL_VARIABLE} is not set; start a server with .ci/start-postgres.sh"
+        if in_ci:
+            pytest.fail(f"CI must run the PostgreSQL tests: {message}")
+        pytest.skip(message)
+    try:
+        check_storage_url(url)
+    except (ValueError, ConnectionError) as error:
+        if in_ci:
+            pytest.fail(f"CI must run the PostgreSQL tests: {error}")
+        pytest.skip(str(error))
+    return url
+
+
+@pytest.fixture
+def study_name(postgres_url):
+    """A fresh study name, deleted from the server after the test."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    if name in optuna.get_all_study_names(postgres_url):
+        optuna.delete_study(study_name=name, storage=postgres_url)
+
+
+@pytest.fixture
+def worker(postgres_url, study_name, make_cifar_archive, tmp_path):
+    """Factory starting a search worker process: ``worker(seed, n_trials, *extra)``."""
+    data = make_cifar_archive("cifar10", n_per_class_train=12, n_per_class_test=2)
+    started: list[subprocess.Popen] = []
+
+    def start(seed: int, n_trials: int, *extra: str) -> subprocess.Popen:
+        command = [sys.executable, str(REPO / "benchmarks" / "search.py")]
+        command += ["--data", str(data), "--subset", "all", "--n-trials", str(n_trials)]
+        command += ["--set", "depth=2", "--set", "filters=4", "--set", "dense=[8]"]
+        command += ["--storage", postgres_url, "--study-name", study_name]
+        command += ["--seed", str(seed), "--output", str(tmp_path / f"worker{seed}")]
+        command += ["--heartbeat-interval", "1", "--grace-period", "3", "--search-only"]
+        command += ["--no-progress", "--timeout", str(WORKER_TIMEOUT), *extra]
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _finish(process: subprocess.Popen) -> None:
+    output, _ = process.communicate(timeout=WORKER_TIMEOUT)
+    assert process.returncode == 0, output[-3000:]
+
+
+def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=url).get_trials()
+
+
+def test_two_workers_share_one_study(postgres_url, study_name, worker):
+    n_trials = 8
+    first, second = worker(1, n_trials), worker(2, n_trials)
+    _finish(first)
+    _finish(second)
+
+    trials = _trials(postgres_url, study_name)
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == n_trials == len(trials)
+    pids = {t.user_attrs["worker"].rsplit(":", 1)[1] for t in finished}
+    assert pids == {str(first.pid), str(second.pid)}
+
+
+def test_killed_worker_trial_is_failed_and_retried(postgres_url, study_name, worker):
+    n_trials = 4
+    victim = worker(1, n_trials, "--epochs", "3", "--pruner", "none")
+    # Kill it mid-trial: once a trial has completed and the next has reported an epoch
+    # (so its heartbeat is recorded).
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    running = None
+    while running is None:
+        assert victim.poll() is None, victim.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the worker never got mid-trial"
+        time.sleep(0.2)
+        if study_name not in optuna.get_all_study_names(postgres_url):
+            continue
+        trials = _trials(postgres_url, study_name)
+        if any(t.state == TrialState.COMPLETE for t in trials):
+            running = next(
+                (t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values),
+                None,
+            )
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    complete_before = {
+        t.number: t.value
+        for t in _trials(postgres_url, study_name)
+        if t.state == TrialState.COMPLETE
+    }
+
+    _finish(worker(2, n_trials, "--epochs", "3", "--pruner", "none"))
+
+    trials = {t.number: t for t in _trials(postgres_url, study_name)}
+    assert trials[running.number].state == TrialState.FAIL
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == running.number]
+    assert len(retries) == 1
+    assert retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == running.params
+    for number, value in complete_before.items():
+        assert trials[number].state == TrialState.COMPLETE and trials[number].value == value
+    states = [t.state for t in trials.values()]
+    assert states.count(TrialState.COMPLETE) == n_trials
+    assert states.count(TrialState.FAIL) == 1 and len(states) == n_trials + 1
