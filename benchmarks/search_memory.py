@@ -2,11 +2,12 @@
 
 Runs ``sklcifar.search.run_search`` for 20 trials (default search space, 1 epoch each,
 pruning off, study in memory) on a stratified 500-image subset of CIFAR's train split,
-and reads the process's resident set size (VmRSS) after each trial. Each trial builds a
-new network, so without ``keras.backend.clear_session()`` between trials memory would
-climb trial after trial; with it, memory stays flat once the first trials have warmed up
-TensorFlow. Prints one row per trial and the growth over the last 15 trials. Figures:
-benchmarks/RESULTS.md.
+and reads the search process's resident set size (VmRSS) after each trial, beside the
+peak of the trial's own training process. TensorFlow keeps the variables of every network
+a process has trained, ``keras.backend.clear_session()`` or not (keras-team/keras#17458:
+about +70 MiB per trial here when trials trained in the search process), so each trial
+trains in a process of its own. Prints one row per trial and the growth over the last 15
+trials. Figures: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ def main(argv: list[str] | None = None) -> None:
 
     X, y = load_cifar(args.data or default_source(), split="train", return_X_y=True)
     X, y = stratified_subset(X, y, args.subset, random_state=args.seed)
-    rows: list[tuple[int, str, float]] = []
+    rows: list[tuple[int, str, float, float]] = []
 
     def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        rows.append((trial.number, trial.state.name, resident_mib()))
+        peak = trial.user_attrs.get("peak_memory_mib", float("nan"))
+        rows.append((trial.number, trial.state.name, resident_mib(), peak))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = resident_mib()
@@ -60,15 +62,17 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     print(f"RSS before the search (data loaded): {start:.0f} MiB")
-    print("| trial | state | RSS (MiB) |\n|---:|---|---:|")
-    for number, state, mib in rows:
-        print(f"| {number} | {state} | {mib:.0f} |")
-    settled = np.array([mib for _, _, mib in rows[WARM_UP:]])
+    print("| trial | state | search process RSS (MiB) | training process peak (MiB) |")
+    print("|---:|---|---:|---:|")
+    for number, state, mib, peak in rows:
+        print(f"| {number} | {state} | {mib:.0f} | {peak:.0f} |")
+    settled = np.array([mib for _, _, mib, _ in rows[WARM_UP:]])
     slope = np.polyfit(np.arange(len(settled)), settled, 1)[0] if len(settled) > 1 else 0.0
     print(
         f"after trial {WARM_UP - 1}: {settled[0]:.0f} MiB -> {settled[-1]:.0f} MiB after the "
         f"last ({settled[-1] - settled[0]:+.0f} MiB over {len(settled)} trials, "
-        f"fitted slope {slope:+.1f} MiB per trial); peak {max(m for *_, m in rows):.0f} MiB"
+        f"fitted slope {slope:+.1f} MiB per trial); training processes peaked at "
+        f"{max(peak for *_, peak in rows):.0f} MiB"
     )
 
 

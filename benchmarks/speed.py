@@ -4,7 +4,7 @@ Each configuration trains a few epochs on real grayscale CIFAR-10 images with it
 recipe (batch size, augmentation), the first epoch being warm-up, then predicts 10,000
 test images with and without flip test-time augmentation.
 
-    python benchmarks/speed.py [--data ARCHIVE] [--only fastnet16,m12] [--precisions float32,bfloat16]
+    python benchmarks/speed.py [--data ARCHIVE] [--only fastnet16,m12] [--precisions bfloat16]
 """
 
 from __future__ import annotations

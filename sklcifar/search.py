@@ -1,17 +1,20 @@
 """Hyper-parameter search over sklcifar classifiers with Optuna.
 
-``run_search(X, y, ...)`` tunes classifier families on training images. Each trial suggests
-the estimator's own parameters from ``SEARCH_SPACES`` (so ``best_params`` go straight into
-``set_params``), fits the grayscale pipeline, which holds
-out a stratified validation split (``StratifiedShuffleSplit``, the estimator's
-``validation_fraction``), reports the validation accuracy after every epoch, and is
-pruned when the pruner (median by default, Hyperband on request) judges it hopeless.
+``run_search(X, y, ...)`` tunes classifier families on training images. Each trial
+suggests the estimator's own parameters from ``SEARCH_SPACES`` (so ``best_params`` go
+straight into ``set_params``) and fits the grayscale pipeline in a process of its own
+(TensorFlow never frees a network it trained, so memory stays flat only this way). The
+estimator holds out a stratified validation split (``StratifiedShuffleSplit``, its
+``validation_fraction``); the validation accuracy is reported after every epoch, and the
+trial is pruned when the pruner (median by default, Hyperband on request) judges it
+hopeless.
 
 Studies live in an Optuna RDB storage (``open_storage``): an SQLite file on one machine,
 or PostgreSQL (or MySQL) when workers on several machines share one study by name.
 Rerunning a search resumes its study. Workers record a heartbeat; once the heartbeat of
 a trial whose worker died (killed, out of memory) is stale, the trial is marked failed
-and queued again with the same parameters. Together the workers finish ``n_trials``
+and queued again with the same parameters, as is a trial whose training process was
+killed (the out-of-memory killer's choice). Together the workers finish ``n_trials``
 trials (complete or pruned), and each waits for the others' last trials, so the study
 ends complete even when a worker dies near the end.
 
@@ -804,6 +807,12 @@ def run_search(
     ValueError
         For invalid arguments, or a study of that name made with other settings (nothing
         is created then).
+
+    Notes
+    -----
+    Trials train in processes forked from a server process (multiprocessing's
+    "forkserver"), which imports the calling script as ``__mp_main__``: a script calling
+    ``run_search`` must do so under ``if __name__ == "__main__":``.
     """
     fixed = dict(fixed or {})
     _resolve_space(families, fixed)

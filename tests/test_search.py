@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import multiprocessing
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -234,6 +238,7 @@ def test_run_search_rejects_bad_arguments_before_creating_a_study(images, tmp_pa
     assert not (tmp_path / "study.db").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 def test_stale_trial_of_a_dead_worker_is_failed_and_retried(images, tmp_path):
     """A trial whose heartbeat stopped (its worker died) is failed and rerun, same params."""
     X, y = images
@@ -254,6 +259,32 @@ def test_stale_trial_of_a_dead_worker_is_failed_and_retried(images, tmp_path):
     retry = trials[-1]
     assert retry.system_attrs["failed_trial"] == dead.number
     assert retry.state == TrialState.COMPLETE and retry.params == trials[dead.number].params
+    assert _states(study) == {"COMPLETE": 2, "FAIL": 1}
+
+
+def test_killed_training_process_is_failed_and_retried(images):
+    """The out-of-memory killer takes the largest process: a trial's training process."""
+    X, y = images
+
+    def kill_first_training():
+        # Kill the first training process once it is well into training.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for child in multiprocessing.active_children():
+                time.sleep(1.5)
+                os.kill(child.pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_first_training)
+    killer.start()
+    study = run_search(X, y, fixed=TINY, n_trials=2, epochs=30, pruner="none")
+    killer.join()
+    trials = study.get_trials(deepcopy=False)
+    assert trials[0].state == TrialState.FAIL
+    assert trials[0].user_attrs["training_exitcode"] == -signal.SIGKILL
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == 0)
+    assert retry.state == TrialState.COMPLETE and retry.params == trials[0].params
     assert _states(study) == {"COMPLETE": 2, "FAIL": 1}
 
 

@@ -5,7 +5,7 @@ starts a server and prints it). Without it these tests skip, except in CI (``CI`
 where a missing or unreachable server fails them.
 
 Each worker is a ``python benchmarks/search.py`` process training tiny networks on
-synthetic CIFAR-10 (120 images), with a 1-second heartbeat and a 3-second grace period.
+synthetic CIFAR-10 (120 images), with a 1-second heartbeat.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def worker(postgres_url, study_name, make_cifar_archive, tmp_path):
         command += ["--set", "depth=2", "--set", "filters=4", "--set", "dense=[8]"]
         command += ["--storage", postgres_url, "--study-name", study_name]
         command += ["--seed", str(seed), "--output", str(tmp_path / f"worker{seed}")]
-        command += ["--heartbeat-interval", "1", "--grace-period", "3", "--search-only"]
+        command += ["--heartbeat-interval", "1", "--grace-period", "30", "--search-only"]
         command += ["--no-progress", "--timeout", str(WORKER_TIMEOUT), *extra]
         process = subprocess.Popen(
             command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -97,7 +97,7 @@ def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def test_two_workers_share_one_study(postgres_url, study_name, worker):
-    n_trials = 8
+    n_trials = 6
     first, second = worker(1, n_trials), worker(2, n_trials)
     _finish(first)
     _finish(second)
@@ -111,7 +111,10 @@ def test_two_workers_share_one_study(postgres_url, study_name, worker):
 
 def test_killed_worker_trial_is_failed_and_retried(postgres_url, study_name, worker):
     n_trials = 4
-    victim = worker(1, n_trials, "--epochs", "3", "--pruner", "none")
+    # A short grace period, so the dead worker's trial is soon found stale; safe here as
+    # no other worker runs beside the victim.
+    settings = ("--epochs", "3", "--pruner", "none", "--grace-period", "3")
+    victim = worker(1, n_trials, *settings)
     # Kill it mid-trial: once a trial has completed and the next has reported an epoch
     # (so its heartbeat is recorded).
     deadline = time.monotonic() + WORKER_TIMEOUT
@@ -136,7 +139,7 @@ def test_killed_worker_trial_is_failed_and_retried(postgres_url, study_name, wor
         if t.state == TrialState.COMPLETE
     }
 
-    _finish(worker(2, n_trials, "--epochs", "3", "--pruner", "none"))
+    _finish(worker(2, n_trials, *settings))
 
     trials = {t.number: t for t in _trials(postgres_url, study_name)}
     assert trials[running.number].state == TrialState.FAIL

@@ -1,0 +1,53 @@
+"""Training throughput with and without per-epoch augmentation (target: <= 15% slower).
+
+The default classifier trains a few epochs on real grayscale CIFAR-10 images with
+augmentation off, with the default flip + shift, and with flip + shift + the seed's 3%
+pixel noise; the first epoch is warm-up.
+
+    python benchmarks/augment_overhead.py [--data ARCHIVE] [--images 8192]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from _common import EpochTimer, grayscale_cifar, images_per_second, machine
+
+from sklcifar import FastNetClassifier
+from sklcifar.transformers import PixelNoise, RandomFlip, RandomShift
+
+SETTINGS = {
+    "none": (),
+    "flip+shift": (RandomFlip(), RandomShift(2)),
+    "flip+shift+pixel_noise": (RandomFlip(), RandomShift(2), PixelNoise(0.03)),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="CIFAR-10 archive (default: shared/data)")
+    parser.add_argument("--images", type=int, default=8192)
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+    X, y = grayscale_cifar(args.data, "train")
+    X, y = X[: args.images], y[: args.images]
+    print(f"# {machine()}; {len(X)} images, {args.epochs} epochs (first is warm-up)")
+    print("| augmentation | train img/s | slowdown vs none |")
+    print("|---|---:|---:|")
+    baseline = None
+    for name, augment in SETTINGS.items():
+        timer = EpochTimer()
+        FastNetClassifier(
+            epochs=args.epochs,
+            augment=augment,
+            validation_fraction=0,
+            callbacks=[timer],
+            random_state=0,
+        ).fit(X, y)
+        rate = images_per_second(len(X), timer.seconds)
+        baseline = baseline or rate
+        print(f"| {name} | {rate:.0f} | {100 * (baseline / rate - 1):+.1f}% |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
