@@ -13,13 +13,15 @@ import argparse
 
 from _common import EpochTimer, grayscale_cifar, images_per_second, machine
 
-from sklcifar import FastNetClassifier
+from sklcifar import FastNetClassifier, training
 from sklcifar.transformers import PixelNoise, RandomFlip, RandomShift
 
+# (augmentation, threads preparing batches)
 SETTINGS = {
-    "none": (),
-    "flip+shift": (RandomFlip(), RandomShift(2)),
-    "flip+shift+pixel_noise": (RandomFlip(), RandomShift(2), PixelNoise(0.03)),
+    "none": ((), 1),
+    "flip+shift, 1 thread": ((RandomFlip(), RandomShift(2)), 1),
+    "flip+shift, 2 threads": ((RandomFlip(), RandomShift(2)), 2),
+    "flip+shift+pixel_noise, 2 threads": ((RandomFlip(), RandomShift(2), PixelNoise(0.03)), 2),
 }
 
 
@@ -35,7 +37,8 @@ def main() -> None:
     print("| augmentation | train img/s | slowdown vs none |")
     print("|---|---:|---:|")
     baseline = None
-    for name, augment in SETTINGS.items():
+    for name, (augment, workers) in SETTINGS.items():
+        training.AUGMENT_WORKERS = workers
         timer = EpochTimer()
         FastNetClassifier(
             epochs=args.epochs,

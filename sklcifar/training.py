@@ -17,6 +17,9 @@ import numpy as np
 from keras import ops
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
+# Threads preparing augmented batches while TensorFlow trains (benchmarks/augment_overhead.py
+# measures 1 against 2 on a 2-core machine).
+AUGMENT_WORKERS = 2
 LR_SCHEDULES = ("constant", "warmup_linear")
 PRECISIONS = ("auto", "float32", "bfloat16")
 
@@ -158,9 +161,11 @@ class AugmentedBatches(keras.utils.PyDataset):
         augment: Sequence,
         seed: int,
         sample_weight: np.ndarray | None = None,
-        workers: int = 2,
+        workers: int | None = None,
     ):
-        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
+        super().__init__(
+            workers=workers or AUGMENT_WORKERS, use_multiprocessing=False, max_queue_size=8
+        )
         self.images, self.labels, self.sample_weight = images, labels, sample_weight
         self.batch_size, self.augment, self.seed = batch_size, list(augment), seed
         self.epoch = 0
