@@ -37,6 +37,7 @@ from sklearn.metrics import accuracy_score
 from sklcifar.datasets import default_source, load_cifar, stratified_subset
 from sklcifar.perturbations import pixel_noise
 from sklcifar.pipelines import make_pipeline
+from sklcifar.plots import plot_robustness, save_figure
 from sklcifar.robustness import evaluate_robustness
 from sklcifar.search import (
     PRUNERS,
@@ -212,9 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="no progress bar (shown by default when stderr is a terminal)",
     )
     out.add_argument(
-        "--robustness-report",
-        action="store_true",
-        help="also run sklcifar.robustness.evaluate_robustness on the refit model (minutes)",
+        "--no-robustness-report",
+        dest="robustness_report",
+        action="store_false",
+        help="skip the robustness report (15 corruptions x 5 severities) of the refit model",
+    )
+    out.add_argument(
+        "--report-images",
+        type=_positive_int,
+        default=2000,
+        help="stratified test images for the robustness report; it predicts 77 perturbed "
+        "copies of them (default %(default)s)",
     )
     out.add_argument(
         "--compare-preset",
@@ -248,11 +257,15 @@ def _test_accuracy(model, X, y, seed: int) -> dict[str, float]:
     }
 
 
-def _robustness(model, X, y, output: Path, seed: int, progress: bool) -> dict[str, float]:
-    report = evaluate_robustness(model, X, y, random_state=seed, progress=progress)
-    report.to_csv(output / "robustness.csv")
-    (output / "robustness.md").write_text(report.to_markdown() + "\n")
+def _robustness(model, X, y, args: argparse.Namespace) -> dict[str, float]:
+    if args.report_images < len(y):
+        X, y = stratified_subset(X, y, args.report_images, random_state=args.seed)
+    report = evaluate_robustness(model, X, y, random_state=args.seed, progress=args.progress)
+    report.to_csv(args.output / "robustness.csv")
+    (args.output / "robustness.md").write_text(report.to_markdown() + "\n")
+    save_figure(plot_robustness(report), args.output / "robustness.png")
     return {
+        "images": len(y),
         "clean_accuracy": float(report.clean_accuracy),
         "mean_corruption_accuracy": float(report.mean_corruption_accuracy),
     }
@@ -338,9 +351,7 @@ def _run(args: argparse.Namespace, started: float) -> dict:
         test_accuracy=_test_accuracy(model, test.images, test.target, args.seed),
     )
     if args.robustness_report:
-        summary["robustness"] = _robustness(
-            model, test.images, test.target, args.output, args.seed, args.progress
-        )
+        summary["robustness"] = _robustness(model, test.images, test.target, args)
     summary["total_seconds"] = round(time.monotonic() - started, 1)
 
     if args.compare_preset:

@@ -207,6 +207,11 @@ def _classifier_params(args: argparse.Namespace) -> dict:
         if value is not None
     }
     known = CLASSIFIERS[args.classifier]().get_params(deep=False)
+    if args.preset is not None and "preset" not in known:
+        raise UsageError(
+            f"--preset is for the convnet classifier (the seed study's m1..m12); "
+            f"{args.classifier} has none"
+        )
     for key, value in args.param:
         if key in params:
             raise UsageError(f"--param {key}=... repeats a value given by a flag or --param")

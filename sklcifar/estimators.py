@@ -17,6 +17,7 @@ Subclasses choose the network (``_build_network``) and their recipe defaults (``
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Sequence
@@ -210,7 +211,21 @@ class ImageClassifier(KerasClassifier):
         value = getattr(self, name)
         return type(self).recipe[name] if value is None else value
 
+    # scikeras parameters that sklcifar decides itself: a value here would be ignored.
+    _FIXED_SCIKERAS_PARAMS: ClassVar[dict[str, Any]] = {
+        "loss": None,  # the recipe's label-smoothed cross-entropy
+        "metrics": None,  # accuracy
+        "validation_split": 0.0,  # see validation_fraction (stratified)
+    }
+
     def _validate_params(self) -> None:
+        for name, default in self._FIXED_SCIKERAS_PARAMS.items():
+            if getattr(self, name, default) != default:
+                raise ValueError(
+                    f"{type(self).__name__} sets {name} itself; got {name}="
+                    f"{getattr(self, name)!r}. Leave it at {default!r} (see the class docs "
+                    "for the recipe parameters)."
+                )
         constraints: dict = {}
         for klass in reversed(type(self).__mro__):
             constraints.update(vars(klass).get("_parameter_constraints", {}))
@@ -331,6 +346,11 @@ class ImageClassifier(KerasClassifier):
         -------
         self
         """
+        if kwargs:
+            raise TypeError(
+                f"fit takes no extra arguments; got {sorted(kwargs)}. Set training options "
+                "as estimator parameters (set_params)."
+            )
         self._validate_params()
         X = self._check_images(X, reset=True)
         y = self._check_labels(X, y)
@@ -342,6 +362,7 @@ class ImageClassifier(KerasClassifier):
             sample_weight = np.asarray(sample_weight)[train]
         self.dtype_policy_ = training.dtype_policy_name(self.precision)
         self.n_train_ = len(train)
+        # Keras seeds Python's, numpy's and TensorFlow's global generators together.
         keras.utils.set_random_seed(seed)
         try:
             super().fit(
@@ -350,6 +371,13 @@ class ImageClassifier(KerasClassifier):
         finally:
             del self._validation_rows
         return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **kwargs):
+        """Not supported: the recipe (schedule, stratified validation) spans a whole fit."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support partial_fit; use fit, or warm_start=True "
+            "with fit to continue training."
+        )
 
     def _keras_build_fn(self, meta: dict) -> keras.Model:
         """scikeras hook: build and compile the network for the data seen in ``fit``."""
@@ -550,19 +578,11 @@ class ConvNetClassifier(ImageClassifier):
     'm12'
     """
 
+    # build_convnet's keyword defaults, read from its signature so they live in one place.
     default_architecture: ClassVar[dict[str, Any]] = {
-        "depth": 4,
-        "filters": 32,
-        "kernel_order": "increasing",
-        "padding": "same",
-        "batch_norm": True,
-        "dense": (512, 128),
-        "dropout_placement": "all",
-        "conv_dropout": 0.3,
-        "flatten_dropout": 0.0,
-        "dense_dropout": 0.4,
-        "l2_placement": "none",
-        "l2": 1e-3,
+        name: parameter.default
+        for name, parameter in inspect.signature(architectures.build_convnet).parameters.items()
+        if parameter.kind is parameter.KEYWORD_ONLY and name not in ("input_mean", "input_std")
     }
 
     _parameter_constraints: ClassVar[dict] = {

@@ -97,8 +97,12 @@ RandomLike = int | np.random.Generator | None
 # ---------------------------------------------------------------------------------------
 
 
-def _validate(images: ArrayLike) -> np.ndarray:
-    """Return ``images`` as an array after checking shape, dtype and value range."""
+def _validate(images: ArrayLike, *, unit_range: bool = True) -> np.ndarray:
+    """Return ``images`` as an array after checking shape, dtype and value range.
+
+    ``unit_range=False`` is for operations that only move pixels (flip, shift): they work
+    on any finite float values, standardised images included.
+    """
     arr = np.asarray(images)
     if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3)):
         raise ValueError(
@@ -113,7 +117,7 @@ def _validate(images: ArrayLike) -> np.ndarray:
         low, high = arr.min(), arr.max()
         if not (np.isfinite(low) and np.isfinite(high)):
             raise ValueError("float images contain NaN or infinite values")
-        if low < 0 or high > 1:
+        if unit_range and (low < 0 or high > 1):
             raise ValueError(
                 f"float images must be scaled to [0, 1]; found values in [{low:g}, {high:g}]"
             )
@@ -855,7 +859,7 @@ def horizontal_flip(
     """
     probability = _check_number("probability", probability, 0, 1)
     rng = np.random.default_rng(random_state)
-    arr = _validate(images)
+    arr = _validate(images, unit_range=False)
     flip = rng.random(arr.shape[0]) < probability
     out = arr.copy()
     out[flip] = arr[flip, :, ::-1]
@@ -907,7 +911,7 @@ def random_shift(
     (4, 32, 32)
     """
     rng = np.random.default_rng(random_state)
-    arr = _validate(images)
+    arr = _validate(images, unit_range=False)
     x = _nhwc(arr)
     n, h, w, _ = x.shape
     max_h, max_w = _shift_limits(max_shift, h, w)

@@ -700,6 +700,13 @@ class _Budget:
         counts = _state_counts(study)
         if _finished(counts) >= self.n_trials:
             return "stop"
+        if counts[TrialState.FAIL] > self.n_trials * (MAX_RETRY + 1):
+            # Trials that keep dying (a broken install, memory too small) would otherwise
+            # be retried and replaced forever when there is no timeout.
+            raise RuntimeError(
+                f"{counts[TrialState.FAIL]} trials of study {study.study_name!r} failed; "
+                "see their user attributes (training_exitcode) and the worker logs."
+            )
         if (
             counts[TrialState.WAITING]
             or _finished(counts) + counts[TrialState.RUNNING] < self.n_trials

@@ -69,6 +69,42 @@ def seed_m7():
     )
 
 
+def seed_m12():
+    # Copied from the seed report.
+    return models.Sequential(
+        [
+            layers.Input(shape=(32, 32, 1)),
+            layers.Conv2D(32, (3, 3), activation="relu", padding="same"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D((2, 2)),
+            layers.Dropout(0.2),
+            layers.Conv2D(64, (3, 3), activation="relu", padding="same"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D((2, 2)),
+            layers.Dropout(0.3),
+            layers.Conv2D(128, (3, 3), activation="relu", padding="same"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D((2, 2)),
+            layers.Dropout(0.4),
+            layers.Conv2D(256, (4, 4), activation="relu", padding="same"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D((2, 2)),
+            layers.Dropout(0.4),
+            layers.Conv2D(512, (5, 5), activation="relu", padding="same"),
+            layers.BatchNormalization(),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(1024, activation="relu"),
+            layers.Dropout(0.4),
+            layers.Dense(512, activation="relu"),
+            layers.Dropout(0.3),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.2),
+            layers.Dense(20, activation="softmax"),
+        ]
+    )
+
+
 def layer_signature(model):
     """(layer type, output shape, dropout rate / kernel size) for each layer but the input."""
     out = []
@@ -84,7 +120,9 @@ def test_m12_has_the_seed_reports_parameter_count():
     assert trainable(preset_model("m12")) == 6_587_732
 
 
-@pytest.mark.parametrize(("name", "reference"), [("m1", seed_m1), ("m7", seed_m7)])
+@pytest.mark.parametrize(
+    ("name", "reference"), [("m1", seed_m1), ("m7", seed_m7), ("m12", seed_m12)]
+)
 def test_presets_with_code_in_the_report_match_it_layer_by_layer(name, reference):
     ours, theirs = preset_model(name), reference()
     assert layer_signature(ours) == layer_signature(theirs)

@@ -276,6 +276,7 @@ BAD_WITHOUT_MODEL = [
         "expected KEY=VALUE; got 'epochs'",
     ),
     ("train --data {archive} --epochs 2 --param epochs=3", "--param epochs=... repeats a value"),
+    ("train --data {archive} --classifier fastnet --preset m12", "fastnet has none"),
     ("train --data {archive} --epochs 0", "argument --epochs: must be a positive integer; got '0'"),
     ("train --data {archive} --out {tmp}/no/such/m.joblib", "does not exist"),
     ("train --data {tmp}/missing.tar.gz --out {tmp}/m.joblib", "does not exist"),

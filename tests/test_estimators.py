@@ -20,7 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklcifar import ConvNetClassifier, FastNetClassifier, ResNetClassifier
 from sklcifar.estimators import VersionMismatchWarning
-from sklcifar.transformers import Grayscale, PixelNoise, RandomFlip
+from sklcifar.transformers import Grayscale, PixelNoise, RandomFlip, ScaleToUnit, Standardize
 
 # A network small enough to train in a fraction of a second on 8x8 images.
 TINY = {"depth": 2, "filters": 4, "dense": (8,), "epochs": 1, "batch_size": 16}
@@ -28,6 +28,20 @@ TINY = {"depth": 2, "filters": 4, "dense": (8,), "epochs": 1, "batch_size": 16}
 
 def tiny(**params):
     return ConvNetClassifier(**{**TINY, "random_state": 0, **params})
+
+
+class FamilyDefaults:
+    """The smallest member of each classifier family, keeping its recipe's other defaults."""
+
+    convnet = staticmethod(tiny)
+
+    @staticmethod
+    def fastnet(**kw):
+        return FastNetClassifier(width=2, epochs=1, batch_size=16, **kw)
+
+    @staticmethod
+    def resnet(**kw):
+        return ResNetClassifier(depth=8, width=2, epochs=1, batch_size=16, **kw)
 
 
 def blobs(n_per_class=20, n_classes=2, size=8, channels=None, labels=None, seed=0):
@@ -184,6 +198,26 @@ def test_string_labels_and_classes():
     assert set(clf.predict(X)) <= {"cat", "dog", "emu"}
     assert clf.score(X, y) > 0.6
     assert clf.predict_proba(X[:1]).shape == (1, 3)
+
+
+def test_standardised_pipeline_trains_with_default_augmentation():
+    X, y = blobs(size=16, channels=3)
+    pipe = Pipeline(
+        [
+            ("gray", Grayscale()),
+            ("scale", ScaleToUnit()),
+            ("standardize", Standardize()),
+            ("clf", FamilyDefaults.fastnet(random_state=0)),
+        ]
+    ).fit(X, y)
+    assert pipe.predict(X).shape == y.shape
+
+
+def test_validation_split_keeps_class_proportions():
+    y = np.repeat([0, 1, 2], [60, 30, 10])
+    train, val = tiny(validation_fraction=0.2)._validation_split(y, seed=0)
+    assert np.bincount(y[val]).tolist() == [12, 6, 2]
+    assert sorted(np.concatenate([train, val])) == list(range(len(y)))
 
 
 def test_validation_split_is_stratified_and_optional():
@@ -372,11 +406,7 @@ def test_real_cifar10_subset_learns_and_round_trips(cifar10_train, cifar10_test,
 
 
 # ------------------------------------------------------- every classifier family
-FAMILIES = {
-    "convnet": lambda **kw: tiny(**kw),
-    "fastnet": lambda **kw: FastNetClassifier(width=2, epochs=1, batch_size=16, **kw),
-    "resnet": lambda **kw: ResNetClassifier(depth=8, width=2, epochs=1, batch_size=16, **kw),
-}
+FAMILIES = {name: getattr(FamilyDefaults, name) for name in ("convnet", "fastnet", "resnet")}
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

@@ -352,16 +352,24 @@ def test_bad_parameters(call, message):
     ],
 )
 def test_bad_images(images, message):
-    calls = (
+    calls = [
         lambda x: P.corrupt(x, "contrast", 1),
         lambda x: P.pixel_noise(x),
-        lambda x: P.horizontal_flip(x),
-        lambda x: P.random_shift(x),
         lambda x: P.random_rotation(x),
-    )
+    ]
+    if "scaled to" not in message:  # flip and shift only move pixels: any finite range
+        calls += [lambda x: P.horizontal_flip(x), lambda x: P.random_shift(x)]
     for call in calls:
         with pytest.raises(ValueError, match=message):
             call(images)
+
+
+def test_flip_and_shift_accept_standardised_images():
+    images = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype(np.float32) * 3
+    flipped = P.horizontal_flip(images, probability=1.0)
+    np.testing.assert_array_equal(flipped, images[:, :, ::-1])
+    shifted = P.random_shift(images, 2, random_state=0)
+    assert shifted.dtype == images.dtype and shifted.min() >= images.min()
 
 
 # ------------------------------------------------- checks against the reference code

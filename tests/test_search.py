@@ -218,7 +218,7 @@ def test_run_search_timeout_stops_starting_trials(images):
     start = time.monotonic()
     study = run_search(X, y, fixed=TINY, n_trials=50, epochs=1, timeout=3, pruner="none")
     assert 1 <= len(study.trials) < 50
-    assert time.monotonic() - start < 30
+    assert time.monotonic() - start < 60  # generous: the machine may be busy
 
 
 @pytest.mark.parametrize(
@@ -278,7 +278,8 @@ def test_killed_training_process_is_failed_and_retried(images):
 
     killer = threading.Thread(target=kill_first_training)
     killer.start()
-    study = run_search(X, y, fixed=TINY, n_trials=2, epochs=30, pruner="none")
+    # Enough epochs that the first training is still running when the killer strikes.
+    study = run_search(X, y, fixed=TINY, n_trials=2, epochs=80, pruner="none")
     killer.join()
     trials = study.get_trials(deepcopy=False)
     assert trials[0].state == TrialState.FAIL
@@ -326,9 +327,12 @@ def test_cli_runs_a_search_and_resumes_it(cli, cifar10_archive, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trials"]["complete"] == 2 and summary["images"] == 120
     assert set(summary["test_accuracy"]) == {"clean", "pixel_noise_3pct"}
-    for name in ("study.db", "best_params.json", "trials.csv", "model.joblib"):
+    for name in ("study.db", "best_params.json", "trials.csv", "model.joblib", "robustness.md"):
         assert (out / name).is_file()
-    assert len(list(out.glob("*.png"))) == 3
+    assert len(list(out.glob("*.png"))) == 4  # Optuna's three and the robustness bars
+    robustness = summary["robustness"]
+    assert robustness["images"] == 20
+    assert robustness["clean_accuracy"] == pytest.approx(summary["test_accuracy"]["clean"])
     # Rerunning resumes the study in the output folder.
     assert cli.main([*args, "--n-trials", "3"]) == 0
     assert json.loads((out / "summary.json").read_text())["trials"]["complete"] == 3
