@@ -144,6 +144,9 @@ def main() -> None:
         help="epochs of the default recipe (its schedule needs them up front; default: the "
         "recipe's own)",
     )
+    parser.add_argument(
+        "--default-width", type=int, default=None, help="FastNet width (default: its own)"
+    )
     parser.add_argument("--recipes", default="default,m12")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -157,7 +160,9 @@ def main() -> None:
     print(f"# {machine()}; {len(X)} training images (10% held out), budget {budget_s:.0f} s")
 
     recipes = {
-        "default": FastNetClassifier(epochs=args.default_epochs),
+        "default": FastNetClassifier(epochs=args.default_epochs).set_params(
+            **({"width": args.default_width} if args.default_width else {})
+        ),
         # The seed's recipe: Adam, batch 32, early stopping; the budget ends it first.
         "m12": ConvNetClassifier(preset="m12", epochs=200, patience=10),
     }
