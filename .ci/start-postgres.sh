@@ -36,16 +36,32 @@ BIN="/usr/lib/postgresql/${VERSION}/bin"
 # The socket folder lives under /run, which a fresh container may not have kept.
 install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 
+CONF_DIR="/etc/postgresql/${VERSION}/${CLUSTER}/conf.d"
+# Several search workers, their training processes and heartbeat threads each hold
+# connections: the default 100 slots ran out in a test run.
+MAX_CONNECTIONS=400
+
 if "${BIN}/pg_isready" -q -h 127.0.0.1 -p "${PORT}"; then
     log "a server already answers on 127.0.0.1:${PORT}"
+    current="$(runuser -u postgres -- psql -X -tA -p "${PORT}" -c 'SHOW max_connections' || echo 0)"
+    if [ "${current}" -lt "${MAX_CONNECTIONS}" ] && [ -d "${CONF_DIR}" ]; then
+        log "raising max_connections from ${current} to ${MAX_CONNECTIONS}"
+        echo "listen_addresses = '127.0.0.1'" >"${CONF_DIR}/sklcifar.conf"
+        echo "max_connections = ${MAX_CONNECTIONS}" >>"${CONF_DIR}/sklcifar.conf"
+        pg_ctlcluster "${VERSION}" "${CLUSTER}" restart >&2
+        for _ in $(seq 1 30); do
+            "${BIN}/pg_isready" -q -h 127.0.0.1 -p "${PORT}" && break
+            sleep 1
+        done
+    fi
 else
     if ! pg_lsclusters -h | awk '{print $1, $2}' | grep -qx "${VERSION} ${CLUSTER}"; then
         log "creating cluster ${VERSION}/${CLUSTER} on port ${PORT}"
         pg_createcluster "${VERSION}" "${CLUSTER}" --port "${PORT}" >&2
     fi
     # Debian's postgresql.conf reads conf.d/; TCP on the loopback address only.
-    echo "listen_addresses = '127.0.0.1'" \
-        >"/etc/postgresql/${VERSION}/${CLUSTER}/conf.d/sklcifar.conf"
+    echo "listen_addresses = '127.0.0.1'" >"${CONF_DIR}/sklcifar.conf"
+    echo "max_connections = ${MAX_CONNECTIONS}" >>"${CONF_DIR}/sklcifar.conf"
     log "starting cluster ${VERSION}/${CLUSTER}"
     pg_ctlcluster "${VERSION}" "${CLUSTER}" start >&2
     for _ in $(seq 1 30); do
