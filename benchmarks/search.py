@@ -4,10 +4,11 @@ Searches ConvNetClassifier's depth, kernel order, dropout placement and rates, L
 placement and strength, learning rate and batch size (``--show-space`` prints the space)
 on a stratified subset of the train split, with per-epoch pruning; refits the best
 pipeline on the whole subset and reports its accuracy on the test split, clean and with
-the seed study's 3% pixel noise. On grayscale CIFAR-10 and a shared 2-core CPU the
-defaults ran 12 trials (6 pruned) in 8 minutes, then refit and tested in half a minute:
-validation accuracy 0.100 in the first trial, 0.555 in the best; test accuracy 50.4%
-clean, 42.5% with 3% pixel noise. ``--timeout`` bounds a run at 13 minutes.
+the seed study's 3% pixel noise, then writes a robustness report on 2,000 test images.
+On grayscale CIFAR-10 and a shared 2-core CPU the defaults took 10.9 minutes in all
+(11 trials, 5 pruned): validation accuracy 0.100 in the first trial, 0.555 in the best;
+test accuracy 50.4% clean, 42.5% with 3% pixel noise (benchmarks/RESULTS.md).
+``--timeout`` bounds a run at 13 minutes.
 
 Outputs, in ``--output``: ``study.db`` (the SQLite study, unless ``--storage``),
 ``best_params.json``, ``trials.csv``, ``model.joblib``, ``summary.json`` and the plots
@@ -49,7 +50,7 @@ from sklcifar.search import (
     write_search_report,
 )
 
-# Defaults sized for 10 minutes or less on 2 CPU cores, search, refit and test included.
+# Defaults sized for 10-13 minutes on 2 CPU cores, search, refit, test and report included.
 DEFAULTS = {
     "subset": 4000,
     "epochs": 6,
