@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import os
-import platform
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from sklcifar import training
 from sklcifar.datasets import load_cifar
+from sklcifar.files import atomic_write
+from sklcifar.machine import CPU_FLAGS, describe_machine
 from sklcifar.transformers import Grayscale
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,15 +26,49 @@ def grayscale_cifar(source: str | os.PathLike | None = None, split: str = "train
     return Grayscale().transform(X), y
 
 
-def machine() -> str:
-    """One line naming the CPU, its core count and the date, for RESULTS.md."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return f"{name}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
+def machine_facts() -> dict[str, str | int | bool]:
+    """The CPU, its core count and flags, GPUs, library versions and today's date.
+
+    Every benchmark stores these in its CSV (``write_csv``) so that each figure names the
+    machine it was measured on; RESULTS.md files figures under a heading per CPU.
+    """
+    return {**describe_machine(), "date": time.strftime("%Y-%m-%d")}
+
+
+def machine_header() -> str:
+    """One line for the top of a benchmark's output: CPU, cores, flags, TensorFlow, date.
+
+    e.g. ``# Intel(R) Xeon(R) Processor, 2 cores, avx2 avx512f avx512_bf16 (no amx_tile
+    amx_bf16), no GPU, TensorFlow 2.21.0, Keras 3.15.0, 2026-11-29``
+    """
+    facts = machine_facts()
+    present = [flag for flag in CPU_FLAGS if facts[flag]]
+    absent = [flag for flag in CPU_FLAGS if not facts[flag]]
+    flags = " ".join(present) or "none of the listed flags"
+    if absent:
+        flags += f" (no {' '.join(absent)})"
+    gpus = f"GPU {facts['gpus']}" if facts["gpus"] else "no GPU"
+    return (
+        f"# {facts['cpu']}, {facts['cores']} cores, {flags}, {gpus}, "
+        f"TensorFlow {facts['tensorflow']}, Keras {facts['keras']}, {facts['date']}"
+    )
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict], *, overwrite: bool = True) -> None:
+    """Write benchmark rows to CSV, each with the machine's facts in its first columns.
+
+    Written atomically (a run killed mid-write leaves the previous file); benchmarks rewrite
+    their CSV after every row, so ``overwrite`` defaults to True.
+    """
+    if not rows:
+        raise ValueError(f"no rows to write to {path}: the benchmark measured nothing.")
+    facts = machine_facts()
+    table = [{**facts, **row} for row in rows]
+    fields = list(dict.fromkeys(key for row in table for key in row))
+    with atomic_write(path, "w", overwrite=overwrite, encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(table)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -54,6 +91,31 @@ class EpochTimer(keras.callbacks.Callback):
         if hasattr(self, "_start"):
             self.seconds.append(time.perf_counter() - self._start)
             del self._start
+
+
+def plain_keras_fit(
+    classifier, X: np.ndarray, y: np.ndarray, *, epochs: int, callbacks: list, jit_compile="auto"
+) -> None:
+    """keras.Model.fit of a fresh copy of a fitted classifier's network on in-memory arrays.
+
+    The baseline the package's own loop is compared with: no augmentation, no validation,
+    Nesterov SGD, the classifier's batch size; ``callbacks`` time it.
+    """
+    model = keras.models.clone_model(classifier.model_)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+        loss=training.SparseCrossentropy(0.0),
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+    model.fit(
+        X.astype("float32") / 255,
+        classifier.target_encoder_.transform(y),
+        batch_size=classifier._setting("batch_size"),
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=0,
+    )
 
 
 def images_per_second(n_images: int, seconds: list[float]) -> float:

@@ -4,14 +4,15 @@ The default classifier trains a few epochs on real grayscale CIFAR-10 images wit
 augmentation off, with the default flip + shift, and with flip + shift + the seed's 3%
 pixel noise; the first epoch is warm-up.
 
-    python benchmarks/augment_overhead.py [--data ARCHIVE] [--images 8192]
+    python benchmarks/augment_overhead.py [--data ARCHIVE] [--images 8192] [--csv FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from _common import EpochTimer, grayscale_cifar, images_per_second, machine
+from _common import EpochTimer, grayscale_cifar, images_per_second, machine_header, write_csv
 
 from sklcifar import FastNetClassifier, training
 from sklcifar.transformers import PixelNoise, RandomFlip, RandomShift
@@ -21,22 +22,25 @@ SETTINGS = {
     "none": ((), 1),
     "flip+shift, 1 thread": ((RandomFlip(), RandomShift(2)), 1),
     "flip+shift, 2 threads": ((RandomFlip(), RandomShift(2)), 2),
-    "flip+shift+pixel_noise, 2 threads": ((RandomFlip(), RandomShift(2), PixelNoise(0.03)), 2),
+    "flip+shift+pixel_noise, 2 threads": ((RandomFlip(), RandomShift(2), PixelNoise()), 2),
 }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--data", default=None, help="CIFAR-10 archive (default: shared/data)")
     parser.add_argument("--images", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--csv", type=Path, help="also write the rows, with the machine, here")
     args = parser.parse_args()
+    print(machine_header(), flush=True)
     X, y = grayscale_cifar(args.data, "train")
     X, y = X[: args.images], y[: args.images]
-    print(f"# {machine()}; {len(X)} images, {args.epochs} epochs (first is warm-up)")
+    print(f"# {len(X)} images, {args.epochs} epochs (first is warm-up)")
     print("| augmentation | train img/s | slowdown vs none |")
     print("|---|---:|---:|")
     baseline = None
+    rows = []
     for name, (augment, workers) in SETTINGS.items():
         training.AUGMENT_WORKERS = workers
         timer = EpochTimer()
@@ -50,6 +54,9 @@ def main() -> None:
         rate = images_per_second(len(X), timer.seconds)
         baseline = baseline or rate
         print(f"| {name} | {rate:.0f} | {100 * (baseline / rate - 1):+.1f}% |", flush=True)
+        rows.append({"augmentation": name, "train_images_per_s": round(rate, 1)})
+        if args.csv:
+            write_csv(args.csv, rows)
 
 
 if __name__ == "__main__":

@@ -5,34 +5,39 @@ with the seed's 3% pixel noise added to it as per-epoch augmentation (fresh nois
 epoch instead of the seed's one static noisy copy). Both are scored on the clean test set
 and on the test set with 3% of each image's pixels replaced by noise (fixed seed).
 
-    python benchmarks/noise_training.py [--data ARCHIVE] [--subset 20000] [--epochs 8]
+    python benchmarks/noise_training.py [--data ARCHIVE] [--subset 20000] [--epochs 8] [--csv FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
-from _common import grayscale_cifar, machine
+from _common import grayscale_cifar, machine_header, write_csv
 
 from sklcifar import FastNetClassifier
 from sklcifar.datasets import stratified_subset
-from sklcifar.perturbations import pixel_noise
+from sklcifar.perturbations import SEED_NOISE_FRACTION, pixel_noise
 from sklcifar.transformers import PixelNoise, RandomFlip, RandomShift
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--data", default=None, help="CIFAR-10 archive (default: shared/data)")
     parser.add_argument("--subset", type=int, default=20000, help="stratified training subset")
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--fraction", type=float, default=0.03, help="share of noisy pixels")
+    parser.add_argument(
+        "--fraction", type=float, default=SEED_NOISE_FRACTION, help="share of noisy pixels"
+    )
+    parser.add_argument("--csv", type=Path, help="also write the rows, with the machine, here")
     args = parser.parse_args()
+    print(machine_header(), flush=True)
     X, y = grayscale_cifar(args.data, "train")
     X, y = stratified_subset(X, y, args.subset, random_state=0)
     X_test, y_test = grayscale_cifar(args.data, "test")
     X_noisy = pixel_noise(X_test, args.fraction, random_state=0)
-    print(f"# {machine()}; {len(X)} training images, {args.epochs} epochs")
+    print(f"# {len(X)} training images, {args.epochs} epochs")
     print("| training augmentation | clean test acc. | noisy test acc. | drop | train s |")
     print("|---|---:|---:|---:|---:|")
     settings = {
@@ -43,6 +48,7 @@ def main() -> None:
             PixelNoise(args.fraction),
         ),
     }
+    rows = []
     for name, augment in settings.items():
         start = time.perf_counter()
         clf = FastNetClassifier(epochs=args.epochs, augment=augment, random_state=0).fit(X, y)
@@ -52,6 +58,16 @@ def main() -> None:
             f"| {name} | {clean:.4f} | {noisy:.4f} | {clean - noisy:.4f} | {seconds:.0f} |",
             flush=True,
         )
+        rows.append(
+            {
+                "augmentation": name,
+                "clean_accuracy": clean,
+                "noisy_accuracy": noisy,
+                "train_seconds": round(seconds, 1),
+            }
+        )
+        if args.csv:
+            write_csv(args.csv, rows)
 
 
 if __name__ == "__main__":

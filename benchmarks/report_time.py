@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
+from _common import machine_facts, machine_header
+
 from sklcifar.datasets import load_cifar, stratified_subset
+from sklcifar.files import atomic_write
 from sklcifar.pipelines import make_pipeline
 from sklcifar.plots import plot_robustness, save_figure
 from sklcifar.robustness import evaluate_robustness
@@ -37,7 +38,7 @@ TARGET_SECONDS = 180
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CIFAR-10 archive")
     parser.add_argument("--out", type=Path, help="folder to write the report to")
     return parser.parse_args(argv)
@@ -45,6 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    print(machine_header(), flush=True)
     train = load_cifar(args.data, split="train")
     test = load_cifar(args.data, split="test")
     X, y = stratified_subset(train.images, train.target, TRAIN_IMAGES, random_state=0)
@@ -57,7 +59,6 @@ def main(argv=None) -> int:
     report = evaluate_robustness(pipeline, test.images, test.target, progress=True)
     report_seconds = time.perf_counter() - start
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}")
     print(f"training ({len(y)} images, {MODEL}): {train_seconds:.1f} s (not counted)")
     verdict = "within" if report_seconds < TARGET_SECONDS else "OVER"
     print(
@@ -71,11 +72,17 @@ def main(argv=None) -> int:
     )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "robustness.md").write_text(report.to_markdown())
-        report.to_csv(args.out / "robustness.csv")
-        summary = {"report_seconds": report_seconds, **report.to_dict()}
-        (args.out / "robustness.json").write_text(json.dumps(summary, indent=2) + "\n")
-        save_figure(plot_robustness(report), args.out / "robustness.png")
+        with atomic_write(args.out / "robustness.md", "w", overwrite=True) as file:
+            file.write(report.to_markdown())
+        report.to_csv(args.out / "robustness.csv", overwrite=True)  # a rerun replaces it
+        summary = {
+            "machine": machine_facts(),
+            "report_seconds": report_seconds,
+            **report.to_dict(),
+        }
+        with atomic_write(args.out / "robustness.json", "w", overwrite=True) as file:
+            file.write(json.dumps(summary, indent=2) + "\n")
+        save_figure(plot_robustness(report), args.out / "robustness.png", overwrite=True)
         print(f"wrote the report to {args.out}")
     return 0
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+from _common import machine_header
 
 from sklcifar.datasets import default_source, load_cifar, stratified_subset
 from sklcifar.search import run_search
@@ -33,13 +34,14 @@ def resident_mib() -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--subset", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=None, help="default: default_source()")
     args = parser.parse_args(argv)
+    print(machine_header(), flush=True)
 
     X, y = load_cifar(args.data or default_source(), split="train", return_X_y=True)
     X, y = stratified_subset(X, y, args.subset, random_state=args.seed)

@@ -5,15 +5,39 @@ Data flows one way: ``datasets`` (uint8 arrays, labels, names) -> ``transformers
 from ``architectures`` -> joblib file -> ``cli``, ``robustness`` and ``plots``.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-from .estimators import (  # noqa: E402  (the version comes first: estimators read it)
-    ConvNetClassifier,
-    FastNetClassifier,
-    ImageClassifier,
-    ResNetClassifier,
-)
-from .pipelines import default_pipeline, make_pipeline  # noqa: E402
+# The top-level names load their modules on first use (PEP 562), because those import
+# TensorFlow, which takes seconds and prints start-up lines: `sklcifar --help` and the
+# modules that need no network (datasets, perturbations) stay fast and quiet.
+_LAZY_NAMES = {
+    "ConvNetClassifier": "estimators",
+    "FastNetClassifier": "estimators",
+    "ImageClassifier": "estimators",
+    "ResNetClassifier": "estimators",
+    "default_pipeline": "pipelines",
+    "make_pipeline": "pipelines",
+}
+
+if TYPE_CHECKING:
+    from .estimators import ConvNetClassifier, FastNetClassifier, ImageClassifier, ResNetClassifier
+    from .pipelines import default_pipeline, make_pipeline
+
+
+def __getattr__(name: str):
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY_NAMES])
+
 
 __all__ = [
     "ConvNetClassifier",

@@ -29,10 +29,12 @@ L2_PLACEMENTS = ("none", "dense", "all")
 # The seed study's models as ConvNetClassifier parameters. m1, m7 and m12 copy the code in
 # the report exactly. The others are described only in prose; these are our readings:
 # - m2/m3 add a 4th/5th block to m1. With m1's "valid" padding a 4th 3x3 conv would not fit
-#   after three poolings of a 32x32 image, so they use "same" padding; dense widths double
-#   with the extra block ("adjusted accordingly"): (256, 128) and (512, 256).
+#   after three poolings of a 32x32 image, so they use "same" padding. Their dense widths are
+#   "adjusted accordingly": m2 takes those of the report's own 4-block code (m7: 512, 128),
+#   so that m4 differs from m2 by kernel order alone; m3's (512, 256) is our reading (the
+#   report's 5-block code, m12, has three dense layers).
 # - m4..m11 are 4-block models on m7's skeleton (same padding, dense 512/128); m4/m5 differ
-#   by kernel order only and carry no regularisation.
+#   from m2 and from each other by kernel order only and carry no regularisation.
 # - The report never states its L2 strength; we use 1e-3 (the Keras examples' value).
 _M4 = {
     "depth": 4,
@@ -58,7 +60,7 @@ _M1 = {
 }
 CONVNET_PRESETS: dict[str, dict] = {
     "m1": _M1,
-    "m2": {**_M1, "depth": 4, "padding": "same", "dense": (256, 128)},
+    "m2": {**_M1, "depth": 4, "padding": "same", "dense": (512, 128)},
     "m3": {**_M1, "depth": 5, "padding": "same", "dense": (512, 256)},
     "m4": _M4,
     "m5": {**_M4, "kernel_order": "decreasing"},
@@ -101,14 +103,18 @@ def kernel_sizes(kernel_order: str | Sequence[int], depth: int) -> tuple[int, ..
             f"sizes; got {kernel_order!r}."
         )
     sizes = tuple(kernel_order)
-    if len(sizes) != depth or not all(
-        isinstance(s, int | np.integer) and not isinstance(s, bool) and s >= 1 for s in sizes
-    ):
+    if len(sizes) != depth or not _all_positive_ints(sizes):
         raise ValueError(
             f"kernel_order as explicit sizes needs {depth} positive integers (one per block); "
             f"got {kernel_order!r}."
         )
     return tuple(int(s) for s in sizes)
+
+
+def _all_positive_ints(values: Sequence) -> bool:
+    return all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1 for v in values
+    )
 
 
 def _per_layer(value: float | Sequence[float], count: int, name: str) -> tuple[float, ...]:
@@ -242,6 +248,12 @@ def build_convnet(
     if padding not in ("same", "valid"):
         raise ValueError(f"padding must be 'same' or 'valid'; got {padding!r}.")
     sizes = kernel_sizes(kernel_order, depth)
+    if not _all_positive_ints(dense):
+        raise ValueError(
+            f"dense must be a sequence of positive integers (hidden layer widths; () for "
+            f"none); got {dense!r}."
+        )
+    _check_convnet_fits(input_shape, sizes, padding)
     conv_rates = _per_layer(conv_dropout, depth - 1, "conv_dropout") + (0.0,)
     dense_rates = _per_layer(dense_dropout, len(dense), "dense_dropout")
     use_conv_dropout = dropout_placement in ("conv", "all")
@@ -274,6 +286,23 @@ def build_convnet(
             x = layers.Dropout(rate, name=f"dense{i + 1}_dropout")(x)
     outputs = _softmax_head(x, n_classes)
     return keras.Model(inputs, outputs, name="convnet")
+
+
+def _check_convnet_fits(input_shape, sizes: Sequence[int], padding: str) -> None:
+    """Refuse, before any layer is built, a stack whose feature maps would shrink to nothing."""
+    height, width = input_shape[:2]
+    side = min(height, width)
+    for block, kernel in enumerate(sizes, start=1):
+        after_conv = side - (kernel - 1 if padding == "valid" else 0)
+        pooled = block < len(sizes)
+        if after_conv < (2 if pooled else 1):
+            raise ValueError(
+                f"depth={len(sizes)} with kernel sizes {tuple(sizes)} and padding={padding!r} "
+                f"is too deep for {height}x{width} images: block {block} would get "
+                f"{max(after_conv, 0)}x{max(after_conv, 0)} feature maps. Use a smaller depth "
+                "or larger images (each block but the last halves the size)."
+            )
+        side = after_conv // 2 if pooled else after_conv
 
 
 def _conv_bn_relu(x, filters: int, *, pool: bool = False, name: str):
@@ -309,6 +338,11 @@ def build_fastnet(
     input_mean, input_std : array-like or None
         Per-channel statistics for a leading standardisation layer.
     """
+    if min(input_shape[:2]) < 8:
+        raise ValueError(
+            "build_fastnet halves the image size three times, so it needs images of at least "
+            f"8x8 pixels; got {input_shape[0]}x{input_shape[1]} images."
+        )
     inputs, x = _input_stem(input_shape, input_mean, input_std)
     x = _conv_bn_relu(x, width, name="prep")
     for stage, (factor, residual) in enumerate([(2, True), (4, False), (8, True)], start=1):

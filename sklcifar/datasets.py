@@ -7,15 +7,19 @@ layout that Keras expects. `default_source` finds (or downloads) the data when n
 given, and `stratified_subset` draws the small class-balanced subsets used for quick
 experiments.
 
-The batches inside the archives are Python pickles, which can run arbitrary code when
-loaded: only load archives that come from a source you trust (the download made by
-`default_source` is checked against the official md5).
+The batches inside the archives are Python pickles, which in general can run arbitrary
+code when loaded. They are read here with a restricted unpickler that builds only numpy
+arrays and plain data (the only things the official archives hold) and refuses any pickle
+naming anything else, so a crafted archive cannot run code (the download made by
+`default_source` is moreover checked against the official md5).
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
+import io
 import numbers
 import os
 import pickle
@@ -32,7 +36,16 @@ from numpy.typing import ArrayLike
 from sklearn.utils import Bunch, resample
 from sklearn.utils.validation import check_consistent_length
 
-__all__ = ["CIFAR100_MD5", "CIFAR100_URL", "default_source", "load_cifar", "stratified_subset"]
+from .perturbations import CORRUPTIONS
+
+__all__ = [
+    "CIFAR100_MD5",
+    "CIFAR100_URL",
+    "default_source",
+    "load_cifar",
+    "load_cifar_c",
+    "stratified_subset",
+]
 
 #: Official CIFAR-100 archive downloaded by `default_source` when no local copy is found.
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
@@ -308,10 +321,43 @@ def _read_folder(source: Path, split: str) -> tuple[_Layout, dict[str, bytes]]:
     }
 
 
+# The only callables the CIFAR pickles name: numpy's array reconstruction (``numpy.core``
+# in the official archives, ``numpy._core`` when re-pickled under numpy 2) and, in
+# protocol-2 pickles written by Python 3, ``_codecs.encode`` for bytes. Each only builds
+# data; anything else (os.system, builtins.eval, ...) is refused before it is looked up.
+_RECONSTRUCT = np.zeros(1).__reduce__()[0]
+_CIFAR_PICKLE_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("_codecs", "encode"): codecs.encode,
+}
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A CIFAR pickle names a callable that the official archives never contain."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays only: nothing in the file is run."""
+
+    def find_class(self, module: str, name: str):
+        try:
+            return _CIFAR_PICKLE_GLOBALS[module, name]
+        except KeyError:
+            raise UnsafePickleError(
+                f"it names {module}.{name}, which no CIFAR batch holds (only numpy arrays "
+                "and plain data); refusing to load it, as loading could run code"
+            ) from None
+
+
 def _unpickle(raw: bytes, source: Path, member: str) -> dict:
-    """Unpickle one CIFAR member, which must be a dict."""
+    """Unpickle one CIFAR member, which must be a dict, with `_CifarUnpickler`."""
     try:
-        content = pickle.loads(raw, encoding="bytes")
+        content = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except UnsafePickleError as err:
+        raise ValueError(f"{source}: {member} is not a CIFAR pickle: {err}.") from err
     # A damaged pickle can fail in many ways (UnpicklingError, EOFError, ValueError,
     # struct.error, ...); all of them mean the same thing to the caller.
     except Exception as err:
@@ -433,7 +479,9 @@ def load_cifar(
 
     Notes
     -----
-    The batches are Python pickles: only load archives from a source you trust.
+    The batches are Python pickles, read with a restricted unpickler that builds numpy
+    arrays and plain data only: a pickle naming any other callable is refused with a
+    ``ValueError`` before anything in it runs.
 
     Examples
     --------
@@ -578,3 +626,94 @@ def stratified_subset(
             "than two samples: they are too rare in y for a proportional subset this small"
         )
     return X_sub, y_sub
+
+
+def load_cifar_c(
+    source: str | os.PathLike,
+    corruption: str,
+    severity: int,
+    *,
+    return_X_y: bool = False,
+) -> Bunch | tuple[np.ndarray, np.ndarray]:
+    """Load one corruption at one severity from an official CIFAR-10-C / CIFAR-100-C folder.
+
+    =================  ==========================================
+    ``images``         uint8, shape (n, 32, 32, 3): n = 10,000
+    ``target``         int64, shape (n,): the test labels
+    =================  ==========================================
+
+    The folder (Hendrycks & Dietterich's release, zenodo.org/records/2535967 and
+    /3555552) holds ``<corruption>.npy`` of shape (5 n, 32, 32, 3), severities 1..5 in
+    blocks of n images in the order of the clean test split, and ``labels.npy`` with
+    the 5 n labels. The files are memory-mapped: only the severity asked for is read.
+
+    Parameters
+    ----------
+    source : path
+        The CIFAR-10-C or CIFAR-100-C folder.
+    corruption : str
+        One of ``sklcifar.perturbations.CORRUPTIONS`` (the release's file names).
+    severity : int
+        1 (mildest) to 5.
+    return_X_y : bool, default=False
+        Return ``(images, target)`` instead of a Bunch.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        ``images``, ``target``, ``corruption``, ``severity``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown corruption, a severity outside 1..5, a file of the wrong shape
+        or dtype, or labels that are not one per image.
+    FileNotFoundError
+        For a missing folder or file.
+
+    Examples
+    --------
+    >>> from sklcifar.datasets import load_cifar_c
+    >>> X, y = load_cifar_c("CIFAR-10-C", "fog", 3, return_X_y=True)  # doctest: +SKIP
+    >>> X.shape, y.shape  # doctest: +SKIP
+    ((10000, 32, 32, 3), (10000,))
+    """
+    if corruption not in CORRUPTIONS:
+        raise ValueError(
+            f"unknown corruption {corruption!r}; CIFAR-C holds: {', '.join(CORRUPTIONS)}"
+        )
+    if isinstance(severity, bool) or not isinstance(severity, numbers.Integral):
+        raise ValueError(f"severity must be an integer from 1 to 5; got {severity!r}")
+    if not 1 <= severity <= 5:
+        raise ValueError(f"severity must be from 1 to 5; got {severity!r}")
+    folder = Path(source)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"CIFAR-C folder {str(folder)!r} does not exist")
+    images = _load_npy(folder / f"{corruption}.npy")
+    labels = _load_npy(folder / "labels.npy")
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or (len(images) % 5):
+        raise ValueError(
+            f"{folder / (corruption + '.npy')} holds {images.dtype} images of shape "
+            f"{images.shape}; expected uint8 of shape (5 * n, height, width, 3): 5 "
+            "severities of the n test images"
+        )
+    if labels.shape != (len(images),):
+        raise ValueError(
+            f"{folder / 'labels.npy'} holds labels of shape {labels.shape}; expected one "
+            f"label per image of {corruption}.npy, shape ({len(images)},)"
+        )
+    n = len(images) // 5
+    rows = slice((severity - 1) * n, severity * n)
+    X, y = np.array(images[rows]), np.asarray(labels[rows], dtype=np.int64)
+    if return_X_y:
+        return X, y
+    return Bunch(images=X, target=y, corruption=corruption, severity=int(severity))
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} does not exist (a CIFAR-C folder file)")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable .npy file: {exc}") from exc

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
+import time
 import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -33,12 +35,37 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils._tags import ClassifierTags
 from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import _check_sample_weight
 
-from . import architectures, training
-from .transformers import PerturbationTransformer, RandomFlip, RandomRotation, RandomShift
+from . import architectures, checkpoints, finetuning, graph_augmentation, time_budget, training
+from .augmentation import split_pending
+from .transformers import (
+    PerturbationTransformer,
+    RandomFlip,
+    RandomRotation,
+    RandomShift,
+    RobustMix,
+)
+from .validation import check_images, check_same_scale, input_scale
 
 # Shorthand names accepted in ``augment``; each maps to a transformer with its defaults.
-AUGMENTATIONS = {"flip": RandomFlip, "shift": RandomShift, "rotation": RandomRotation}
+AUGMENTATIONS = {
+    "flip": RandomFlip,
+    "shift": RandomShift,
+    "rotation": RandomRotation,
+    "robust": RobustMix,  # AugMix-style chains + 2-4% pixel noise (sklcifar.augmix)
+}
+#: The robust recipe's augmentation, ``FastNetClassifier(augment=ROBUST_AUGMENT)``;
+#: benchmarks/robust_training.py compares it with FAST_RECIPE's ("flip", "shift").
+ROBUST_AUGMENT = ("flip", "shift", "robust")
+
+
+# Keyword arguments scikeras' KerasClassifier takes by name (the rest of **kwargs must be
+# routed parameters such as optimizer__momentum).
+_SCIKERAS_PARAMS = frozenset(inspect.signature(KerasClassifier.__init__).parameters) - {
+    "self",
+    "kwargs",
+}
 
 
 class VersionMismatchWarning(UserWarning):
@@ -93,15 +120,43 @@ class ImageClassifier(KerasClassifier):
         all images (then no early stopping).
     patience : int or None
         Epochs without a lower validation loss before stopping; the best weights are
-        restored. ``None`` disables early stopping (validation is still recorded).
+        restored. ``None`` takes the recipe's value: 10 in the seed's recipe, none in the
+        fast recipe, whose schedule decides when to stop (validation is still recorded).
     precision : {"auto", "float32", "bfloat16"}, default="auto"
-        "auto" uses bf16 mixed precision where the CPU has native bf16 (AVX-512 BF16/AMX).
+        "auto" uses bf16 mixed precision where the CPU has native bf16 (AVX-512 BF16/AMX);
+        the environment variable ``SKLCIFAR_PRECISION=float32`` turns that off.
+    time_budget : float or None
+        Seconds the whole ``fit`` may take. The estimator times its first training steps and
+        plans the number of epochs (re-planned every epoch) so that the whole learning-rate
+        schedule, warm-up to decay, ends within the budget, validation included
+        (``sklcifar.time_budget``); ``epochs``, if given, caps the plan. ``None``: train
+        ``epochs`` epochs.
+    jit_compile : bool or "auto", default="auto"
+        Compile training steps with XLA; "auto" is Keras' choice (XLA on a GPU, not on a
+        CPU).
+    ema_momentum : float or None
+        Keep an exponential moving average of the weights with this momentum (e.g. 0.99)
+        and end ``fit`` with the averaged weights; ``None`` for none.
+    augment_in_graph : bool, default=False
+        Run the "flip" and "shift" augmentation as Keras layers inside the training graph
+        instead of in numpy worker threads (``sklcifar.graph_augmentation``).
     random_state : int, RandomState or None
         Seeds the split, weights, shuffling, dropout and augmentation.
     verbose : int, default=0
         1 shows Keras' progress bar.
     callbacks : list of keras.callbacks.Callback or None
         Appended to the default callbacks (early stopping).
+    checkpoint_dir : str, path-like or None
+        Folder for ``checkpoint.npz``, written during ``fit`` (``sklcifar.checkpoints``); a
+        ``fit`` whose folder holds a checkpoint resumes from it and ends with the weights of
+        an uninterrupted fit. Needs an integer ``random_state``.
+    checkpoint_every : int or str, default=1
+        Epochs between checkpoints, or a duration (``"90s"``, ``"10min"``, ``"1.5h"``) after
+        which the next epoch's end writes one; the last epoch always writes one.
+    init : ImageClassifier, Pipeline, str, path-like or None
+        Fine-tuning: start from a copy of this fitted model's network (or of the model saved
+        at this path) instead of a new one (``sklcifar.finetuning``). y must have its classes
+        and X its image shape.
     **kwargs
         Passed to ``scikeras.wrappers.KerasClassifier``.
 
@@ -113,8 +168,15 @@ class ImageClassifier(KerasClassifier):
         Per-epoch ``loss``, ``accuracy`` and, with validation, ``val_loss``, ``val_accuracy``.
     image_shape_ : tuple
         (height, width, channels) seen in ``fit``.
+    input_scale_ : dict
+        Scale of the training images (``sklcifar.validation.input_scale``): ``{"kind":
+        "unit"}`` for uint8 or floats in [0, 1], else the float range. Images of another
+        scale are refused at predict.
     dtype_policy_ : str
         Keras dtype policy the network was built with.
+    epochs_ : int
+        Epochs the last ``fit`` ran (early stopping or ``time_budget`` decide, else
+        ``epochs``).
     """
 
     recipe: ClassVar[dict[str, Any]] = {
@@ -147,6 +209,13 @@ class ImageClassifier(KerasClassifier):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 0, None, closed="left"), None],
         "precision": [StrOptions(set(training.PRECISIONS))],
+        "time_budget": [Interval(Real, 0, None, closed="neither"), None],
+        "jit_compile": ["boolean", StrOptions({"auto"})],
+        "ema_momentum": [Interval(Real, 0, 1, closed="neither"), None],
+        "augment_in_graph": ["boolean"],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left"), str],
+        "init": "no_validation",  # checked when the network is built (sklcifar.finetuning)
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -168,11 +237,26 @@ class ImageClassifier(KerasClassifier):
         validation_fraction: float = 0.1,
         patience: int | None = None,
         precision: str = "auto",
+        time_budget: float | None = None,
+        jit_compile: bool | str = "auto",
+        ema_momentum: float | None = None,
+        augment_in_graph: bool = False,
         random_state=None,
         verbose: int = 0,
         callbacks=None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | str = 1,
+        init=None,
         **kwargs,
     ):
+        # As for any Python function, a misspelt keyword fails here, not later in fit.
+        unknown = sorted(k for k in kwargs if "__" not in k and k not in _SCIKERAS_PARAMS)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected keyword arguments {unknown}; see "
+                "get_params() for its parameters (routed Keras arguments contain '__', "
+                "e.g. optimizer__nesterov)."
+            )
         super().__init__(
             epochs=epochs,
             batch_size=batch_size,
@@ -193,6 +277,13 @@ class ImageClassifier(KerasClassifier):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.precision = precision
+        self.time_budget = time_budget
+        self.jit_compile = jit_compile
+        self.ema_momentum = ema_momentum
+        self.augment_in_graph = augment_in_graph
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.init = init
 
     # ----------------------------------------------------------------- scikit-learn tags
     def __sklearn_tags__(self):
@@ -203,6 +294,11 @@ class ImageClassifier(KerasClassifier):
         tags.classifier_tags = ClassifierTags(multi_class=True, poor_score=True)
         tags.target_tags.required = True
         tags.non_deterministic = True  # multi-threaded float sums differ in the last bits
+        # Images (n, height, width[, channels]), dense and finite: not 2-D tabular data.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
         return tags
 
     # ------------------------------------------------------------------ parameter access
@@ -238,7 +334,8 @@ class ImageClassifier(KerasClassifier):
         """Subclasses check their architecture choices here (before any layer is built)."""
 
     def _augmentations(self) -> list[PerturbationTransformer]:
-        steps = []
+        # Perturbation steps of a Pipeline in front of this classifier come first.
+        steps = list(getattr(self, "_pipeline_perturbations", ()))
         for step in self._setting("augment"):
             if isinstance(step, str):
                 if step not in AUGMENTATIONS:
@@ -264,25 +361,15 @@ class ImageClassifier(KerasClassifier):
         return super()._validate_data(X, y, reset=reset, y_numeric=y_numeric)
 
     def _check_images(self, X, *, reset: bool) -> np.ndarray:
-        X = np.asarray(X)
-        if X.ndim == 3:
-            X = X[..., np.newaxis]
-        if X.ndim != 4:
-            raise ValueError(
-                "X must hold images of shape (n_images, height, width) or (n_images, height, "
-                f"width, channels); got an array of shape {X.shape} (rank {X.ndim})."
-            )
+        X = check_images(X, channels=None)
+        if reset:
+            self.input_scale_ = input_scale(X)
+        elif hasattr(self, "input_scale_"):
+            check_same_scale(X, self.input_scale_, owner=type(self).__name__)
         if X.dtype == np.uint8:
             X = X.astype(np.float32) / np.float32(255)
-        elif X.dtype.kind == "f":
-            X = X.astype(np.float32, copy=False)
-            if not np.isfinite(X).all():
-                raise ValueError(
-                    f"X contains {np.count_nonzero(~np.isfinite(X))} NaN or infinite pixel "
-                    "values; images must be finite (uint8 0..255 or float)."
-                )
         else:
-            raise ValueError(f"X must be uint8 (0..255) or float pixels; got dtype {X.dtype}.")
+            X = X.astype(np.float32, copy=False)
         if reset:
             self.image_shape_ = X.shape[1:]
         elif hasattr(self, "image_shape_") and X.shape[1:] != tuple(self.image_shape_):
@@ -309,7 +396,7 @@ class ImageClassifier(KerasClassifier):
         classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(
-                f"y has a single class ({classes[0]!r}); a classifier needs at least two."
+                f"y has a single class ({classes[0].item()!r}); a classifier needs at least two."
             )
         return y
 
@@ -333,7 +420,35 @@ class ImageClassifier(KerasClassifier):
         split = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
         return next(split.split(np.zeros(len(y)), y))
 
-    def fit(self, X, y, sample_weight=None, **kwargs) -> ImageClassifier:
+    def _check_validation_data(self, X_val, y_val, y) -> tuple[np.ndarray, np.ndarray]:
+        """``fit``'s X_val, y_val checked against the training images and labels."""
+        if X_val is None or y_val is None:
+            given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
+            raise ValueError(f"fit got {given} but no {missing}; give both or neither.")
+        shape = np.shape(X_val)[1:] + ((1,) if np.ndim(X_val) == 3 else ())
+        if np.ndim(X_val) in (3, 4) and shape != tuple(self.image_shape_):
+            raise ValueError(
+                f"X_val has images of shape {shape} (height, width, channels), but X has "
+                f"images of shape {tuple(self.image_shape_)}; they must be alike."
+            )
+        if np.shape(X_val)[:1] == (0,):
+            raise ValueError("X_val holds no images; give at least one, or no X_val.")
+        X_val = self._check_images(X_val, reset=False)
+        y_val = np.asarray(y_val)
+        if y_val.shape != (len(X_val),):
+            raise ValueError(
+                f"y_val must hold one label per X_val image, shape ({len(X_val)},); got shape "
+                f"{y_val.shape}."
+            )
+        unknown = sorted(set(y_val.tolist()) - set(np.unique(y).tolist()), key=str)
+        if unknown:
+            raise ValueError(
+                f"y_val has labels that y does not have: {unknown[:10]}; the classes are "
+                f"{np.unique(y).tolist()[:20]}."
+            )
+        return X_val, y_val
+
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, **kwargs) -> ImageClassifier:
         """Fit on images X and labels y, holding out a stratified validation split.
 
         Parameters
@@ -341,6 +456,13 @@ class ImageClassifier(KerasClassifier):
         X : array of shape (n_images, height, width[, channels]), uint8 or float
         y : array of shape (n_images,), class labels of any type
         sample_weight : array of shape (n_images,), optional
+        X_val, y_val : arrays of shape (n_val, height, width[, channels]) and (n_val,), optional
+            Your own validation set for early stopping and ``history_``, instead of the split
+            held out of X (``validation_fraction`` is then not used and all of X trains).
+            Images as the classifier sees them: in a Pipeline, let it preprocess them with
+            ``Pipeline(..., transform_input=["X_val"])`` and metadata routing (see
+            docs/user_guide/long_fits.md), or pass ``classifier__X_val`` already
+            preprocessed. Labels must be among y's classes.
 
         Returns
         -------
@@ -351,25 +473,38 @@ class ImageClassifier(KerasClassifier):
                 f"fit takes no extra arguments; got {sorted(kwargs)}. Set training options "
                 "as estimator parameters (set_params)."
             )
+        self._fit_started = time.perf_counter()  # time_budget counts from here
         self._validate_params()
+        # Train on the clean images a Pipeline's perturbation steps drew from, with those
+        # steps redrawn every epoch (sklcifar.augmentation).
+        X, self._pipeline_perturbations = split_pending(X)
         X = self._check_images(X, reset=True)
         y = self._check_labels(X, y)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        train, val = self._validation_split(y, seed)
+        if X_val is None and y_val is None:
+            train, val = self._validation_split(y, seed)
+            self._validation_rows = (X[val], y[val]) if len(val) else None
+        else:
+            train = np.arange(len(y))
+            self._validation_rows = self._check_validation_data(X_val, y_val, y)
         self._training_seed = seed
-        self._validation_rows = (X[val], y[val]) if len(val) else None
         if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight)[train]
+            # One finite weight >= 0 per image, not all zero (scikit-learn's rules).
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+            sample_weight = sample_weight[train]
         self.dtype_policy_ = training.dtype_policy_name(self.precision)
         self.n_train_ = len(train)
         # Keras seeds Python's, numpy's and TensorFlow's global generators together.
         keras.utils.set_random_seed(seed)
         try:
             super().fit(
-                X[train], y[train], sample_weight=sample_weight, epochs=self._setting("epochs")
+                X[train],
+                y[train],
+                sample_weight=sample_weight,
+                epochs=time_budget.fit_epochs(self),
             )
         finally:
-            del self._validation_rows
+            del self._validation_rows, self._pipeline_perturbations
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None, **kwargs):
@@ -383,26 +518,32 @@ class ImageClassifier(KerasClassifier):
         """scikeras hook: build and compile the network for the data seen in ``fit``."""
         epochs = self._setting("epochs")
         X_train = self._stats_images
-        with training.dtype_policy(self.dtype_policy_):
-            model = self._build_network(
-                tuple(meta["X_shape_"][1:]),
-                meta["n_classes_"],
-                input_mean=X_train.mean(axis=(0, 1, 2)),
-                input_std=X_train.std(axis=(0, 1, 2)) + 1e-3,
-            )
+        if self.init is not None:  # fine-tuning: a copy of the fitted model's network
+            model = finetuning.initial_network(self)
+        else:
+            with training.dtype_policy(self.dtype_policy_):
+                model = self._build_network(
+                    tuple(meta["X_shape_"][1:]),
+                    meta["n_classes_"],
+                    input_mean=X_train.mean(axis=(0, 1, 2)),
+                    input_std=X_train.std(axis=(0, 1, 2)) + 1e-3,
+                )
+            model = graph_augmentation.with_graph_augmentation(self, model)
         model.compile(
             optimizer=training.make_optimizer(
                 self._setting("optimizer"),
                 self._setting("learning_rate"),
                 momentum=self._setting("momentum"),
                 weight_decay=self._setting("weight_decay"),
-                schedule=self._setting("lr_schedule"),
+                schedule=time_budget.compiled_schedule(self),
                 warmup_epochs=self._setting("warmup_epochs"),
                 steps_per_epoch=math.ceil(meta["X_shape_"][0] / self._setting("batch_size")),
                 epochs=epochs,
+                ema_momentum=self.ema_momentum,
             ),
             loss=training.SparseCrossentropy(self._setting("label_smoothing")),
             metrics=["accuracy"],
+            jit_compile=self.jit_compile,
         )
         return model
 
@@ -419,9 +560,11 @@ class ImageClassifier(KerasClassifier):
 
     def _default_callbacks(self, has_validation: bool) -> list:
         patience = self._setting("patience")
+        # A diverged fit (NaN or infinite loss) stops with an error, not a useless model.
+        diverged = [training.StopOnNonFiniteLoss()]
         if not has_validation or patience is None:
-            return []
-        return [
+            return diverged
+        return diverged + [
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=patience, restore_best_weights=True
             )
@@ -440,8 +583,9 @@ class ImageClassifier(KerasClassifier):
                 self.target_encoder_.transform(y_val),
             )
         batch_size = self._setting("batch_size")
-        augment = self._augmentations()
-        if augment:
+        augment = graph_augmentation.numpy_augmentation(self)
+        # With checkpoints, batches come from (seed, epoch, batch): a resumed fit gets the same.
+        if augment or self.checkpoint_dir is not None:
             data = {
                 "x": training.AugmentedBatches(
                     X,
@@ -450,33 +594,56 @@ class ImageClassifier(KerasClassifier):
                     augment=augment,
                     seed=self._training_seed,
                     sample_weight=sample_weight,
-                )
+                ),
+                # The batches shuffle themselves from (seed, epoch); Keras' own shuffle of
+                # their order would draw from Python's global generator, which no
+                # checkpoint can restore.
+                "shuffle": False,
             }
         else:
             data = {"x": X, "y": y, "batch_size": batch_size, "sample_weight": sample_weight}
+        callbacks = self._default_callbacks(validation is not None) + time_budget.callbacks_for(
+            self, len(X), validation
+        )
+        # Resume from checkpoint_dir's checkpoint, if any; its callback goes after the
+        # callbacks that may stop training, so that it sees their decision.
+        first_epoch, checkpointing = checkpoints.resume_or_start(
+            self, data["x"], callbacks, (X, y, sample_weight), validation, initial_epoch, epochs
+        )
         history = self.model_.fit(
             **data,
             epochs=initial_epoch + epochs,
-            initial_epoch=initial_epoch,
+            initial_epoch=first_epoch,
             validation_data=validation,
             validation_batch_size=max(batch_size, 256),
-            callbacks=self._default_callbacks(validation is not None) + self._fit_callbacks,
+            callbacks=callbacks + checkpointing + self._fit_callbacks,
             verbose=self.verbose,
         )
+        # A resumed fit's history holds the checkpoint's epochs too.
+        epoch_history = checkpointing[0].history if checkpointing else history.history
+        self.epochs_ = len(epoch_history.get("loss", []))
         previous = self.history_ if warm_start and hasattr(self, "history_") else {}
         self.history_ = {
             key: list(previous.get(key, [])) + [float(v) for v in values]
-            for key, values in history.history.items()
+            for key, values in epoch_history.items()
             if key != "learning_rate"
         }
 
     # ------------------------------------------------------------------------ prediction
-    def _predict_raw(self, X, **kwargs):
+    def _check_fitted(self) -> None:
         if not self.initialized_:
             raise NotFittedError(
                 f"This {type(self).__name__} is not fitted yet; call fit(X, y) before "
                 "predict, predict_proba or score."
             )
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy of ``predict(X)`` against ``y``, weighted by ``sample_weight``."""
+        self._check_fitted()
+        return super().score(X, y, sample_weight=sample_weight)
+
+    def _predict_raw(self, X, **kwargs):
+        self._check_fitted()
         X, _ = self._validate_data(X=X)
         X = self.feature_encoder_.transform(X)
         batch_size = max(self._setting("batch_size"), 512)
@@ -527,12 +694,17 @@ class ImageClassifier(KerasClassifier):
         return getattr(self, "_saved_versions", None)
 
 
+#: Values of ``ConvNetClassifier(training=...)``: the recipe its training defaults come from.
+TRAINING_RECIPES = ("seed", "fast")
+
+
 class ConvNetClassifier(ImageClassifier):
     """The seed study's CNN family as a scikit-learn classifier.
 
     ``depth`` conv blocks (conv -> ReLU -> BatchNorm -> max-pool -> dropout) with filters
     doubling from ``filters``, then dense layers and a softmax; trained with Adam at batch
-    size 32 like the seed. Architecture parameters left at ``None`` come from ``preset``
+    size 32 like the seed, or with the fast recipe (``training="fast"``). Architecture
+    parameters left at ``None`` come from ``preset``
     (one of the seed's models ``m1`` ... ``m12``, ``m7_nbn``) or, without a preset, from
     ``default_architecture``; explicit values override the preset's.
 
@@ -556,6 +728,10 @@ class ConvNetClassifier(ImageClassifier):
     l2_placement : {"none", "dense", "all"} or None
     l2 : float or None
         L2 kernel-regularisation strength (>= 0).
+    training : {"seed", "fast"}, default="seed"
+        Which recipe supplies the training parameters left at ``None``: the seed study's
+        (Adam at batch 32, early stopping) or ``FAST_RECIPE`` (Nesterov SGD with warm-up
+        and linear decay, label smoothing, per-epoch flip and shift, flip TTA).
     **kwargs
         Training parameters of ``ImageClassifier`` (epochs, batch_size, optimizer, ...).
 
@@ -599,6 +775,7 @@ class ConvNetClassifier(ImageClassifier):
         "dense_dropout": [Real, list, tuple, None],
         "l2_placement": [StrOptions(set(architectures.L2_PLACEMENTS)), None],
         "l2": [Real, None],
+        "training": [StrOptions(set(TRAINING_RECIPES))],
     }
 
     def __init__(
@@ -617,6 +794,7 @@ class ConvNetClassifier(ImageClassifier):
         dense_dropout: float | Sequence[float] | None = None,
         l2_placement: str | None = None,
         l2: float | None = None,
+        training: str = "seed",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -633,6 +811,13 @@ class ConvNetClassifier(ImageClassifier):
         self.dense_dropout = dense_dropout
         self.l2_placement = l2_placement
         self.l2 = l2
+        self.training = training
+
+    def _setting(self, name: str):
+        # training="fast" swaps the class's recipe for FAST_RECIPE; explicit values still win.
+        if self.training == "fast" and getattr(self, name) is None:
+            return FAST_RECIPE[name]
+        return super()._setting(name)
 
     def resolved_architecture(self) -> dict[str, Any]:
         """Defaults, overridden by the preset, overridden by explicit parameters."""
@@ -680,6 +865,7 @@ FAST_RECIPE: dict[str, Any] = {
     "lr_schedule": "warmup_linear",
     "warmup_epochs": 2.0,
     "label_smoothing": 0.2,
+    # ROBUST_AUGMENT instead once benchmarks/robust_training.py shows it costs <= 1 point.
     "augment": ("flip", "shift"),
     "tta": True,
     "patience": None,
@@ -772,6 +958,7 @@ __all__ = [
     "ConvNetClassifier",
     "FastNetClassifier",
     "ResNetClassifier",
+    "ROBUST_AUGMENT",
     "ImageClassifier",
     "VersionMismatchWarning",
     "library_versions",

@@ -1,11 +1,21 @@
-"""Save fitted sklcifar models to joblib files and load them back with clear errors.
+"""Save fitted sklcifar models and load them back with clear errors.
 
 A model is a fitted sklcifar classifier (an ``ImageClassifier``) or a fitted
 scikit-learn ``Pipeline`` whose last step is one, such as ``make_pipeline(...)``.
 ``load_model`` refuses anything else, so the command line and ``evaluate_robustness``
 can rely on ``predict``, ``predict_proba``, ``classes_`` and ``history_``.
 
-joblib files are pickles: loading one runs code it names. Only load files you trust.
+The file suffix picks the format:
+
+``.sklcifar``
+    The safe format (:mod:`sklcifar.safe_format`): JSON and a Keras ``.keras`` network,
+    loaded without unpickling; loading one runs no code from the file.
+``.joblib`` (also ``.pkl``, ``.pickle``)
+    A joblib pickle. **Loading a pickle can run any code it names**: only load joblib
+    files you trust (as scikit-learn's documentation on model persistence warns).
+
+Files are written atomically (the previous file survives a failed or killed save) and an
+existing file is replaced only with ``overwrite=True``.
 """
 
 from __future__ import annotations
@@ -19,8 +29,19 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from .estimators import ImageClassifier
+from .files import atomic_path
 
-__all__ = ["ModelFileError", "final_classifier", "load_model", "save_model"]
+__all__ = [
+    "MODEL_SUFFIXES",
+    "ModelFileError",
+    "final_classifier",
+    "load_model",
+    "model_format",
+    "save_model",
+]
+
+#: Model file suffixes and their format; see the module docstring.
+MODEL_SUFFIXES = {".sklcifar": "safe", ".joblib": "joblib", ".pkl": "joblib", ".pickle": "joblib"}
 
 _EXPECTED = "a fitted sklcifar classifier or a fitted Pipeline ending in one"
 
@@ -72,15 +93,38 @@ def _check_model(model, where: str) -> None:
         ) from None
 
 
-def save_model(estimator, path: str | os.PathLike[str]) -> Path:
-    """Write a fitted sklcifar model to ``path`` with ``joblib.dump(..., compress=3)``.
+def model_format(path: str | os.PathLike[str]) -> str:
+    """``"safe"`` or ``"joblib"``: the format the suffix of ``path`` names.
+
+    Raises
+    ------
+    ModelFileError
+        The suffix is not one of `MODEL_SUFFIXES`.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise ModelFileError(
+            f"{path}: a model file must end in .sklcifar (the safe format: JSON and a Keras "
+            "network, loaded without running code) or .joblib (a pickle: loading it runs "
+            f"code it names, so only load files you trust); got suffix {suffix or '(none)'!r}"
+        )
+    return MODEL_SUFFIXES[suffix]
+
+
+def save_model(estimator, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write a fitted sklcifar model to ``path``, in the format its suffix names.
+
+    ``.sklcifar`` writes the safe format (:func:`sklcifar.safe_format.save_safe`),
+    ``.joblib`` a ``joblib.dump(..., compress=3)`` pickle. The file is written atomically.
 
     Parameters
     ----------
     estimator : ImageClassifier or Pipeline
         A fitted sklcifar classifier, or a fitted Pipeline ending in one.
     path : str or os.PathLike
-        The file to write (conventionally ``*.joblib``); its folder must exist.
+        The file to write, ending in ``.sklcifar`` or ``.joblib``; its folder must exist.
+    overwrite : bool, default=False
+        Replace an existing file (otherwise ``FileExistsError``).
 
     Returns
     -------
@@ -89,18 +133,29 @@ def save_model(estimator, path: str | os.PathLike[str]) -> Path:
     Raises
     ------
     ModelFileError
-        If ``estimator`` is not a fitted sklcifar model (nothing is written).
+        If ``estimator`` is not a fitted sklcifar model, or the suffix names no format
+        (nothing is written).
+    FileExistsError
+        ``path`` exists and ``overwrite`` is false.
+    TypeError
+        ``.sklcifar`` only: a parameter holds something the safe format cannot store.
 
     Examples
     --------
     >>> from sklcifar.persistence import load_model, save_model
-    >>> save_model(pipeline, "model.joblib")  # doctest: +SKIP
-    PosixPath('model.joblib')
-    >>> load_model("model.joblib").predict(images)  # doctest: +SKIP
+    >>> save_model(pipeline, "model.sklcifar")  # doctest: +SKIP
+    PosixPath('model.sklcifar')
+    >>> load_model("model.sklcifar").predict(images)  # doctest: +SKIP
     """
     path = Path(path)
+    kind = model_format(path)
     _check_model(estimator, "the estimator to save")
-    joblib.dump(estimator, path, compress=3)
+    if kind == "safe":
+        from .safe_format import save_safe
+
+        return save_safe(estimator, path, overwrite=overwrite)
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        joblib.dump(estimator, temporary, compress=3)
     return path
 
 
@@ -122,8 +177,13 @@ def load_model(path: str | os.PathLike[str]):
     FileNotFoundError
         If ``path`` does not exist.
     ModelFileError
-        A ``ValueError``: ``path`` is a folder, is not a joblib file, or holds something
-        other than a fitted sklcifar model; the message says what it holds.
+        A ``ValueError``: ``path`` is a folder, has no model suffix, is damaged, or holds
+        something other than a fitted sklcifar model; the message says what it holds.
+
+    Notes
+    -----
+    A ``.sklcifar`` file loads without running code from it. A ``.joblib`` file is a
+    pickle: loading it runs any code it names, so only load joblib files you trust.
 
     Examples
     --------
@@ -135,7 +195,16 @@ def load_model(path: str | os.PathLike[str]):
     if not path.exists():
         raise FileNotFoundError(f"model file {str(path)!r} does not exist")
     if path.is_dir():
-        raise ModelFileError(f"{path} is a folder, not a joblib file saved by sklcifar")
+        raise ModelFileError(f"{path} is a folder, not a model file saved by sklcifar")
+    if model_format(path) == "safe":
+        from .safe_format import SafeFormatError, load_safe
+
+        try:
+            model = load_safe(path)
+        except SafeFormatError as error:
+            raise ModelFileError(str(error)) from error
+        _check_model(model, str(path))
+        return model
     try:
         model = joblib.load(path)
     # Unpickling arbitrary bytes can fail with almost any exception type (EOFError,

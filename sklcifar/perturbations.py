@@ -6,7 +6,9 @@ whole training or test batches:
 * ``images`` is an array of shape ``(N, H, W)`` or ``(N, H, W, C)`` with ``C`` in
   ``{1, 3}``.  Its dtype is either ``uint8`` (values 0..255) or floating point with
   values in ``[0, 1]``; float images outside that range, or containing NaN/inf, are
-  rejected with a :class:`ValueError`, as are other ranks and channel counts.
+  rejected with a :class:`ValueError`, as are other ranks and channel counts
+  (:func:`sklcifar.validation.check_images`, the rules of every sklcifar module; other
+  integer dtypes holding 0..255 are read, and returned, as ``uint8``).
 * The result is a **new** array with the same shape and dtype as the input.  ``uint8``
   results are rounded and clipped to 0..255, float results are clipped to ``[0, 1]``.
   The input is never modified.
@@ -79,8 +81,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import ndimage
 
+from .validation import check_images
+
 __all__ = [
     "CORRUPTIONS",
+    "SEED_NOISE_FRACTION",
     "corrupt",
     "gaussian_noise",
     "horizontal_flip",
@@ -92,36 +97,26 @@ __all__ = [
 
 RandomLike = int | np.random.Generator | None
 
+#: Share of each grey image's pixels the seed study's noise replaces (its perturbed test
+#: set; ../shared/reference/seed-report.txt, section 6). The one home of this constant.
+SEED_NOISE_FRACTION = 0.03
+
 # ---------------------------------------------------------------------------------------
 # Validation and conversion
 # ---------------------------------------------------------------------------------------
 
 
 def _validate(images: ArrayLike, *, unit_range: bool = True) -> np.ndarray:
-    """Return ``images`` as an array after checking shape, dtype and value range.
+    """Return ``images`` checked by :func:`~sklcifar.validation.check_images`, rank kept.
 
     ``unit_range=False`` is for operations that only move pixels (flip, shift): they work
     on any finite float values, standardised images included.
     """
     arr = np.asarray(images)
-    if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3)):
-        raise ValueError(
-            "images must have shape (N, H, W) or (N, H, W, C) with C in {1, 3}, "
-            f"got shape {arr.shape}"
-        )
-    if arr.dtype == np.uint8:
-        return arr
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"images must be uint8 or floating point, got dtype {arr.dtype}")
-    if arr.size:
-        low, high = arr.min(), arr.max()
-        if not (np.isfinite(low) and np.isfinite(high)):
-            raise ValueError("float images contain NaN or infinite values")
-        if unit_range and (low < 0 or high > 1):
-            raise ValueError(
-                f"float images must be scaled to [0, 1]; found values in [{low:g}, {high:g}]"
-            )
-    return arr
+    checked = check_images(
+        arr, channels=(1, 3), allow_empty=True, unit_range=unit_range, name="images"
+    )
+    return checked[..., 0] if arr.ndim == 3 else checked
 
 
 def _nhwc(arr: np.ndarray) -> np.ndarray:
@@ -659,21 +654,55 @@ CORRUPTIONS: tuple[str, ...] = tuple(_REGISTRY)
 # ---------------------------------------------------------------------------------------
 
 
+def _check_image_range(images: ArrayLike, what: str) -> np.ndarray:
+    """``images`` validated, with an error naming ``what`` for float images outside [0, 1]."""
+    arr = np.asarray(images)
+    if np.issubdtype(arr.dtype, np.floating) and arr.size and np.isfinite(arr).all():
+        low, high = arr.min(), arr.max()
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"{what} draws values uniformly over the image range, 0..255 for uint8 "
+                f"and [0, 1] for floats, but these float images hold values in "
+                f"[{low:g}, {high:g}] (standardised images?), whose range it cannot tell: "
+                "apply it before Standardize, or to uint8 or [0, 1] images."
+            )
+    return _validate(arr)
+
+
+def _replace_pixels(arr: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Replace ``counts[i]`` distinct random pixels of image ``i`` with uniform values."""
+    x = _to_float(arr)
+    n, h, w, c = x.shape
+    positions = _random_positions(rng, n, h * w, int(counts.max(initial=0)))
+    values = rng.random(positions.shape + (c,), dtype=np.float32)
+    if arr.dtype == np.uint8:
+        values = np.floor(values * 256) / 255  # uniform over the 256 levels
+    flat = x.reshape(n, h * w, c)
+    keep = np.arange(positions.shape[1]) < counts[:, np.newaxis]  # per-image counts
+    rows = np.broadcast_to(np.arange(n)[:, np.newaxis], positions.shape)
+    flat[rows[keep], positions[keep]] = values[keep]
+    return _from_float(x, arr)
+
+
 def pixel_noise(
-    images: ArrayLike, fraction: float = 0.03, *, random_state: RandomLike = None
+    images: ArrayLike, fraction: float = SEED_NOISE_FRACTION, *, random_state: RandomLike = None
 ) -> np.ndarray:
     """Replace a fixed fraction of each image's pixels with uniform random values.
 
     The seed study's noise, vectorised: in every image exactly ``int(H * W * fraction)``
-    distinct pixel positions, chosen uniformly, get a new value drawn uniformly from
-    ``[0, 1)`` (from ``0..255`` for ``uint8``).  The positions are shared by the channels
-    of an RGB image but each channel gets its own independent random value.
+    distinct pixel positions, chosen uniformly, get a new value drawn uniformly over the
+    image range: ``[0, 1)`` for floats, ``0..255`` for ``uint8``.  The positions are
+    shared by the channels of an RGB image but each channel gets its own independent
+    random value.  The seed replaced pixels of the grey images its classifier saw: apply
+    it after the conversion to grey (``sklcifar.robustness`` does so for a Pipeline).
+    Float images outside [0, 1] (standardised ones) raise a :class:`ValueError`: their
+    range cannot be told.
 
     Parameters
     ----------
     images : array_like
         Batch of shape ``(N, H, W)`` or ``(N, H, W, C)``, ``uint8`` or float in [0, 1].
-    fraction : float, default 0.03
+    fraction : float, default SEED_NOISE_FRACTION (0.03)
         Fraction of pixel positions to replace, in [0, 1].
     random_state : None, int or numpy.random.Generator
         Seed or generator for reproducible output.
@@ -690,16 +719,9 @@ def pixel_noise(
     """
     fraction = _check_number("fraction", fraction, 0, 1)
     rng = np.random.default_rng(random_state)
-    arr = _validate(images)
-    x = _to_float(arr)
-    n, h, w, c = x.shape
-    positions = _random_positions(rng, n, h * w, int(h * w * fraction))
-    values = rng.random(positions.shape + (c,), dtype=np.float32)
-    if arr.dtype == np.uint8:
-        values = np.floor(values * 256) / 255  # uniform over the 256 levels
-    flat = x.reshape(n, h * w, c)
-    flat[np.arange(n)[:, np.newaxis], positions] = values
-    return _from_float(x, arr)
+    arr = _check_image_range(images, "pixel_noise")
+    n, h, w = _nhwc(arr).shape[:3]
+    return _replace_pixels(arr, np.full(n, int(h * w * fraction)), rng)
 
 
 def salt_and_pepper(

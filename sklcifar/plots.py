@@ -19,9 +19,16 @@ from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
+from .files import atomic_path
 from .robustness import RobustnessReport
 
-__all__ = ["plot_confusion_matrix", "plot_robustness", "plot_training_curves", "save_figure"]
+__all__ = [
+    "plot_confusion_matrix",
+    "plot_robustness",
+    "plot_robustness_comparison",
+    "plot_training_curves",
+    "save_figure",
+]
 
 # Above this many classes the cells are too small for their values to be legible.
 _MAX_ANNOTATED_CLASSES = 20
@@ -182,8 +189,71 @@ def plot_robustness(
     return ax
 
 
-def save_figure(fig_or_ax, path: str | os.PathLike[str], *, dpi: int = 100) -> Path:
+def plot_robustness_comparison(
+    reports: Mapping[str, RobustnessReport], *, ax: Axes | None = None
+) -> Axes:
+    """Draw several models side by side: clean, pixel noise and each corruption.
+
+    One group of bars per condition (clean, the seed's pixel noise, each corruption
+    averaged over its severities, and the mean over all corruption cells), one bar per
+    model, as the seed study's figures compare its models.
+
+    Parameters
+    ----------
+    reports : mapping of str to RobustnessReport
+        Reports by model name (legend label), in drawing order.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure otherwise.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from sklcifar.plots import plot_robustness_comparison
+    >>> from sklcifar.robustness import evaluate_robustness
+    >>> X = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    >>> y = np.arange(8) % 2
+    >>> report = evaluate_robustness(DummyClassifier().fit(X, y), X, y, corruptions=["fog"])
+    >>> ax = plot_robustness_comparison({"a": report, "b": report})
+    >>> [label.get_text() for label in ax.get_xticklabels()]
+    ['clean', 'pixel noise', 'fog', 'mean corruption']
+    """
+    if not reports:
+        raise ValueError("give at least one report to compare")
+    ax = _new_axes(width=12, height=5) if ax is None else ax
+    corruptions = next(iter(reports.values())).accuracy_grid().corruptions
+    labels = ["clean", "pixel noise", *corruptions, "mean corruption"]
+    positions = np.arange(len(labels))
+    width = 0.8 / len(reports)
+    for j, (name, report) in enumerate(reports.items()):
+        grid = report.accuracy_grid()
+        per_corruption = [np.nanmean(grid.accuracy[grid.corruptions.index(c)]) for c in corruptions]
+        values = [
+            report.clean_accuracy,
+            report.noise_accuracy,
+            *per_corruption,
+            report.mean_corruption_accuracy,
+        ]
+        offset = (j - (len(reports) - 1) / 2) * width
+        ax.bar(positions + offset, values, width, label=name)
+    ax.set_xticks(positions, labels, rotation=45, ha="right")
+    ax.set_ylabel("accuracy (corruptions: mean over severities)")
+    ax.set_ylim(0, 1)
+    ax.set_title("Robustness of the models side by side")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def save_figure(
+    fig_or_ax, path: str | os.PathLike[str], *, dpi: int = 100, overwrite: bool = False
+) -> Path:
     """Write the figure of a Figure, an Axes or an array of Axes to ``path`` as PNG.
+
+    Written atomically; an existing file is replaced only with ``overwrite=True``.
 
     Examples
     --------
@@ -195,5 +265,6 @@ def save_figure(fig_or_ax, path: str | os.PathLike[str], *, dpi: int = 100) -> P
     first = np.ravel(fig_or_ax)[0] if isinstance(fig_or_ax, np.ndarray) else fig_or_ax
     figure = first if isinstance(first, Figure) else first.figure
     path = Path(path)
-    figure.savefig(path, format="png", dpi=dpi)
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        figure.savefig(temporary, format="png", dpi=dpi)
     return path

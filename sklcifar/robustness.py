@@ -6,14 +6,18 @@ the 15 CIFAR-C corruptions at severities 1 to 5, and returns a tidy `RobustnessR
 one row per perturbation and severity, with the accuracy and its drop from the clean
 accuracy, plus the mean over the corruption cells.
 
-The perturbations act on the raw images ``X`` (RGB uint8 for CIFAR, as CIFAR-C
-corrupts them) before the model sees them, so a Pipeline's ``Grayscale`` step converts
-the corrupted colour images, as it would real ones.
+Each perturbation acts in the space where it is defined. The CIFAR-C corruptions act on
+the raw images ``X`` (RGB uint8 for CIFAR, as CIFAR-C corrupts them), so a Pipeline's
+``Grayscale`` step converts the corrupted colour images, as it would real ones. The seed
+study's pixel noise replaced pixels of the grey images its classifier saw: it acts on
+the images after a Pipeline's preprocessing steps, right before the final estimator
+(`classifier_input`).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
 import os
 from collections import deque
@@ -28,17 +32,21 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import accuracy_score
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from tqdm.auto import tqdm
 
-from .perturbations import CORRUPTIONS, corrupt, pixel_noise
+from .files import atomic_write
+from .perturbations import CORRUPTIONS, SEED_NOISE_FRACTION, corrupt, pixel_noise
 
 __all__ = [
     "PERTURBATIONS",
     "SEVERITIES",
     "AccuracyGrid",
     "RobustnessReport",
+    "classifier_input",
     "evaluate_robustness",
+    "fingerprint_test_set",
     "perturb",
 ]
 
@@ -90,7 +98,7 @@ def perturb(
     name: str,
     severity: int = 0,
     *,
-    noise_fraction: float = 0.03,
+    noise_fraction: float = SEED_NOISE_FRACTION,
     random_state: int | np.random.Generator | None = 0,
     progress: bool = False,
 ) -> np.ndarray:
@@ -107,8 +115,10 @@ def perturb(
     severity : int, default=0
         1 to 5 for a CIFAR-C corruption; 0 for ``"clean"`` and ``"pixel_noise"``, which
         have no levels.
-    noise_fraction : float, default=0.03
-        Share of each image's pixels that ``"pixel_noise"`` replaces, in [0, 1].
+    noise_fraction : float, default=SEED_NOISE_FRACTION (0.03)
+        Share of each image's pixels that ``"pixel_noise"`` replaces, in [0, 1]. The
+        noise acts on ``images`` as given: pass the images a classifier sees (see
+        `classifier_input`).
     random_state : int, numpy.random.Generator or None, default=0
         Seeds the perturbation. The images are perturbed in chunks of 1,000 that draw in
         turn from ``numpy.random.default_rng(random_state)``, so up to 1,000 images the
@@ -150,6 +160,43 @@ def perturb(
     return out
 
 
+def classifier_input(estimator, X: ArrayLike) -> tuple[Any, np.ndarray]:
+    """``(final estimator, X as it reaches it)``: X through a Pipeline's preprocessing.
+
+    For a Pipeline (nested ones too) ``X`` goes through the ``transform`` of every step
+    but the last; any other estimator gets ``X`` as is. The seed study's pixel noise acts
+    on these images, so that its noisy pixels are uniform over the range of the grey
+    images the classifier sees, not means of three uniform RGB draws.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklcifar.transformers import Grayscale
+    >>> X = np.zeros((4, 8, 8, 3), dtype=np.uint8)
+    >>> pipe = make_pipeline(Grayscale(), DummyClassifier()).fit(X, [0, 1, 0, 1])
+    >>> final, seen = classifier_input(pipe, X)
+    >>> type(final).__name__, seen.shape
+    ('DummyClassifier', (4, 8, 8, 1))
+    """
+    X = np.asarray(X)
+    while isinstance(estimator, Pipeline):
+        if len(estimator) > 1:
+            X = np.asarray(estimator[:-1].transform(X))
+        estimator = estimator[-1]
+    return estimator, X
+
+
+def fingerprint_test_set(X: ArrayLike, y: ArrayLike) -> str:
+    """A short hash of the test images and labels, to tell reports on other test sets."""
+    digest = hashlib.sha256()
+    for array in (np.ascontiguousarray(X), np.asarray(y).astype(str)):
+        digest.update(str((array.shape, array.dtype.str)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
 # -------------------------------------------------------------------------------- report
 class AccuracyGrid(NamedTuple):
     """Accuracy per corruption (rows) and severity (columns) of a `RobustnessReport`."""
@@ -178,6 +225,9 @@ class RobustnessReport:
         Share of the pixels the ``pixel_noise`` row replaced.
     random_state : int or None
         Seed of the perturbations (None when they were not seeded with an int).
+    test_set : str, default=""
+        `fingerprint_test_set` of the test images and labels ("" if unknown): reports
+        are compared (`sklcifar.corruption_error`) only on the same test set.
 
     Attributes
     ----------
@@ -206,6 +256,24 @@ class RobustnessReport:
     n_images: int
     noise_fraction: float
     random_state: int | None
+    test_set: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RobustnessReport:
+        """The report `to_dict` gave (e.g. read back from ``robustness.json``)."""
+        try:
+            return cls(
+                rows=tuple(dict(row) for row in data["rows"]),
+                n_images=int(data["n_images"]),
+                noise_fraction=float(data["noise_fraction"]),
+                random_state=data["random_state"],
+                test_set=str(data.get("test_set", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                "not a robustness report: expected the keys rows, n_images, "
+                f"noise_fraction and random_state of RobustnessReport.to_dict ({exc!r})"
+            ) from exc
 
     def row(self, perturbation: str, severity: int = 0) -> dict[str, Any]:
         """The row of one perturbation and severity."""
@@ -247,6 +315,7 @@ class RobustnessReport:
             "n_images": self.n_images,
             "noise_fraction": self.noise_fraction,
             "random_state": self.random_state,
+            "test_set": self.test_set,
             "clean_accuracy": self.clean_accuracy,
             "noise_accuracy": self.noise_accuracy,
             "mean_corruption_accuracy": self.mean_corruption_accuracy,
@@ -267,10 +336,13 @@ class RobustnessReport:
         ]
         return "\n".join(lines) + "\n"
 
-    def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write the rows to ``path`` as CSV with a header line; full float precision."""
+    def to_csv(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the rows to ``path`` as CSV with a header line; full float precision.
+
+        Written atomically; an existing file is replaced only with ``overwrite=True``.
+        """
         path = Path(path)
-        with path.open("w", newline="") as file:
+        with atomic_write(path, "w", overwrite=overwrite, newline="") as file:
             writer = csv.DictWriter(file, fieldnames=list(_COLUMNS))
             writer.writeheader()
             writer.writerows(self.rows)
@@ -313,15 +385,18 @@ def evaluate_robustness(
     *,
     corruptions: Sequence[str] = CORRUPTIONS,
     severities: Sequence[int] = SEVERITIES,
-    noise_fraction: float = 0.03,
+    noise_fraction: float = SEED_NOISE_FRACTION,
     random_state: int | np.random.Generator | None = 0,
     progress: bool = False,
+    corrupted_images: Callable[[str, int], ArrayLike] | None = None,
 ) -> RobustnessReport:
     """Score a fitted classifier on clean, noisy and corrupted copies of a test set.
 
-    Each perturbed copy of ``X`` is built with `perturb` in a background thread while
+    Each corrupted copy of ``X`` is built with `perturb` in a background thread while
     the estimator predicts the previous ones; copies are predicted together, in calls
-    of at least 10,000 images (or one copy of a larger ``X``).
+    of at least 10,000 images (or one copy of a larger ``X``). The pixel-noise row
+    perturbs the images the final estimator sees (`classifier_input`: after a
+    Pipeline's preprocessing, e.g. the grey images after ``Grayscale``).
 
     Parameters
     ----------
@@ -337,7 +412,7 @@ def evaluate_robustness(
         CIFAR-C corruptions to apply (at least one).
     severities : sequence of int, default=(1, 2, 3, 4, 5)
         Their severity levels (at least one).
-    noise_fraction : float, default=0.03
+    noise_fraction : float, default=SEED_NOISE_FRACTION (0.03)
         Share of the pixels replaced in the ``pixel_noise`` row (the seed study's 3%).
     random_state : int, numpy.random.Generator or None, default=0
         An int seeds every cell alike, so the images of a row are
@@ -345,6 +420,11 @@ def evaluate_robustness(
         A Generator is drawn from cell after cell; None gives fresh draws.
     progress : bool, default=False
         Show a tqdm progress bar over the cells.
+    corrupted_images : callable, optional
+        ``corrupted_images(corruption, severity)`` gives the corrupted copy of ``X``
+        (same shape, same order), e.g. read from the official CIFAR-10-C files with
+        `sklcifar.datasets.load_cifar_c`; by default the copies are computed with
+        `perturb`.
 
     Returns
     -------
@@ -354,7 +434,9 @@ def evaluate_robustness(
     ------
     ValueError
         For an unknown corruption, a severity outside 1..5, a noise fraction outside
-        [0, 1], empty or mismatched ``X`` and ``y``; before any prediction is made.
+        [0, 1], empty or mismatched ``X`` and ``y``; before any prediction is made. For
+        pixel noise on images whose range cannot be told (standardised ones) and for
+        ``corrupted_images`` of another shape than ``X``.
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
 
@@ -379,19 +461,28 @@ def evaluate_robustness(
             f"give at least one corruption and one severity; got corruptions={corruptions} "
             f"and severities={severities}"
         )
-    cells = [("clean", 0), ("pixel_noise", 0)]
+    cells = [("clean", 0)]
     cells += [(name, severity) for name in corruptions for severity in severities]
     for name, severity in cells:
         _check_perturbation(name, severity)
     _check_fraction(noise_fraction)
+    final_estimator, seen = classifier_input(estimator, X)
+    noisy = perturb(seen, "pixel_noise", noise_fraction=noise_fraction, random_state=random_state)
+    noise_accuracy = float(accuracy_score(y, final_estimator.predict(noisy)))
+
+    def copy_of_X(name: str, severity: int) -> np.ndarray:
+        if corrupted_images is None or name == "clean":
+            return perturb(X, name, severity, random_state=random_state)
+        images = np.asarray(corrupted_images(name, severity))
+        if images.shape != X.shape:
+            raise ValueError(
+                f"corrupted_images({name!r}, {severity}) gave images of shape "
+                f"{images.shape}; expected the shape of X, {X.shape}"
+            )
+        return images
 
     def perturbed(group: list[tuple[str, int]]) -> np.ndarray:
-        return np.concatenate(
-            [
-                perturb(X, *cell, noise_fraction=noise_fraction, random_state=random_state)
-                for cell in group
-            ]
-        )
+        return np.concatenate([copy_of_X(*cell) for cell in group])
 
     size = max(1, _PREDICT_IMAGES // len(y))
     groups = [cells[start : start + size] for start in range(0, len(cells), size)]
@@ -409,9 +500,11 @@ def evaluate_robustness(
     finally:
         # On an error, drop the queued perturbations instead of computing them.
         pool.shutdown(cancel_futures=True)
+    accuracies.insert(1, ("pixel_noise", 0, noise_accuracy))
     return RobustnessReport(
         rows=_rows(accuracies),
         n_images=len(y),
         noise_fraction=float(noise_fraction),
         random_state=int(random_state) if isinstance(random_state, Integral) else None,
+        test_set=fingerprint_test_set(X, y),
     )

@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 from collections.abc import Iterator, Sequence
 
 import keras
 import numpy as np
 from keras import ops
+
+from .machine import cpu_flags
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
 # Threads preparing augmented batches while TensorFlow trains (benchmarks/augment_overhead.py
@@ -82,8 +85,13 @@ def make_optimizer(
     warmup_epochs: float = 0.0,
     steps_per_epoch: int = 1,
     epochs: int = 1,
+    ema_momentum: float | None = None,
 ) -> keras.optimizers.Optimizer:
-    """A Keras optimiser by name, with decoupled weight decay and an optional schedule."""
+    """A Keras optimiser by name, with decoupled weight decay and an optional schedule.
+
+    With ``ema_momentum`` the optimiser keeps an exponential moving average of the weights
+    and writes it into the model when ``fit`` ends.
+    """
     if schedule == "warmup_linear":
         lr = WarmupLinearDecay(
             learning_rate,
@@ -93,15 +101,37 @@ def make_optimizer(
     else:
         lr = learning_rate
     decay = weight_decay or None
+    ema = {"use_ema": ema_momentum is not None, "ema_momentum": ema_momentum or 0.99}
     if name == "adam":
-        return keras.optimizers.Adam(lr, weight_decay=decay)
+        return keras.optimizers.Adam(lr, weight_decay=decay, **ema)
     if name == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+        return keras.optimizers.AdamW(lr, weight_decay=weight_decay, **ema)
     if name in ("sgd", "nesterov"):
         return keras.optimizers.SGD(
-            lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=decay
+            lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=decay, **ema
         )
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {name!r}.")
+
+
+class TrainingDivergedError(ValueError):
+    """The training loss became NaN or infinite: the network's weights are useless."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raise `TrainingDivergedError` at the end of an epoch whose loss is not finite.
+
+    Keras' own ``TerminateOnNaN`` only stops training, leaving a model that predicts one
+    class for everything; an error says what happened and what to change.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDivergedError(
+                f"training diverged: the loss was {float(loss)} in epoch {epoch + 1}. Lower "
+                "learning_rate (or l2), check the images for extreme values, or use another "
+                "optimizer or precision."
+            )
 
 
 @functools.cache
@@ -110,18 +140,33 @@ def cpu_supports_bf16() -> bool:
 
     Without them TensorFlow emulates bf16 and mixed precision is slower than float32.
     """
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
+    flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+#: Environment variable that decides what ``precision="auto"`` means: "float32" makes any
+#: machine train as one without native bf16 does (how the test suite proves it holds on
+#: AVX2-only CPUs), "bfloat16" the reverse. Unset or empty: the CPU decides.
+PRECISION_ENV = "SKLCIFAR_PRECISION"
+
+
+def auto_precision() -> str:
+    """What ``precision="auto"`` means here: ``$SKLCIFAR_PRECISION``, else the CPU's choice."""
+    forced = os.environ.get(PRECISION_ENV, "")
+    if forced:
+        if forced not in ("float32", "bfloat16"):
+            raise ValueError(
+                f"{PRECISION_ENV} must be 'float32' or 'bfloat16' (or unset, to let the CPU "
+                f"decide); got {forced!r}."
+            )
+        return forced
+    return "bfloat16" if cpu_supports_bf16() else "float32"
+
+
 def dtype_policy_name(precision: str) -> str:
-    """Keras dtype policy for ``precision`` ("auto" picks bf16 where the CPU has it)."""
+    """Keras dtype policy for ``precision`` ("auto": see :func:`auto_precision`)."""
     if precision == "auto":
-        precision = "bfloat16" if cpu_supports_bf16() else "float32"
+        precision = auto_precision()
     if precision == "bfloat16":
         return "mixed_bfloat16"
     if precision == "float32":
@@ -189,4 +234,9 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
+        self._order = self._shuffled_order()
+
+    def start_at_epoch(self, epoch: int) -> None:
+        """Serve the batches of ``epoch`` next (a fit resumed from a checkpoint)."""
+        self.epoch = epoch
         self._order = self._shuffled_order()

@@ -3,8 +3,9 @@
 Every transformer takes images as a 4-D array ``(n_images, height, width, channels)``
 with 1 (grey) or 3 (RGB) channels, either ``uint8`` in ``0..255`` or floating point
 (normally in ``[0, 1]``). A 3-D array ``(n_images, height, width)`` is read as
-one-channel images; the output is always 4-D. Other integer dtypes are accepted when
-their values fit in ``0..255`` and are converted to ``uint8``.
+one-channel images; the output is always 4-D. Input is checked by
+:func:`sklcifar.validation.check_images` (other integer dtypes are accepted when their
+values fit in ``0..255`` and are converted to ``uint8``).
 
 Deterministic transformers:
 
@@ -21,7 +22,8 @@ images seen by ``fit_transform`` -- i.e. the training images inside a
 :class:`~sklearn.pipeline.Pipeline` -- and pass images through unchanged in
 ``transform``, so ``predict`` and ``score`` see clean images. With
 ``apply="always"`` they perturb in ``transform`` too, which is how perturbed test
-sets are built.
+sets are built. In front of an sklcifar classifier, the steps of ``fit_transform`` are
+redrawn for every training batch of every epoch (:mod:`sklcifar.augmentation`).
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import perturbations
+from . import augmix, perturbations
+from .augmentation import PerturbedImages, split_pending, warn_if_pending
+from .validation import check_images
 
 __all__ = [
     "Corruption",
@@ -45,6 +48,7 @@ __all__ = [
     "RandomFlip",
     "RandomRotation",
     "RandomShift",
+    "RobustMix",
     "SaltAndPepper",
     "ScaleToUnit",
     "Standardize",
@@ -53,64 +57,8 @@ __all__ = [
 #: ITU-R 601 luma weights, the ones ``tf.image.rgb_to_grayscale`` uses.
 LUMA_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
-_EXPECTED = (
-    "expected images of shape (n_images, height, width, channels) with 1 or 3 channels, "
-    "or (n_images, height, width) for one-channel images"
-)
-
 
 # --------------------------------------------------------------------------- helpers
-def _check_images(X, *, ensure_finite=True):
-    """Validate a batch of images and return it as a 4-D ``uint8`` or float array.
-
-    Raises ``ValueError`` naming what was wrong and what is expected.
-    """
-    if sparse.issparse(X):
-        raise TypeError(f"Sparse input is not supported: {_EXPECTED}, as a dense array.")
-    X = np.asarray(X)
-    if X.ndim not in (3, 4):
-        raise ValueError(f"Wrong rank: {_EXPECTED}; got an array of shape {X.shape}.")
-    if X.ndim == 3:
-        X = X[..., np.newaxis]
-    n_images, height, width, channels = X.shape
-    if channels not in (1, 3):
-        raise ValueError(
-            f"Wrong channel count: {_EXPECTED}; got {channels} channels (array of shape {X.shape})."
-        )
-    if n_images == 0 or height == 0 or width == 0:
-        raise ValueError(f"Empty input: {_EXPECTED}; got an array of shape {X.shape}.")
-    if X.dtype == np.uint8:
-        return X
-    if X.dtype.kind in "iu":
-        lo, hi = X.min(), X.max()
-        if lo < 0 or hi > 255:
-            raise ValueError(
-                f"Integer images must hold values in 0..255 (uint8); got values in "
-                f"{lo}..{hi} with dtype {X.dtype}."
-            )
-        return X.astype(np.uint8)
-    if X.dtype.kind != "f":
-        raise ValueError(
-            f"Images must be uint8 (0..255) or floating point (0..1); got dtype {X.dtype}."
-        )
-    if ensure_finite and not np.isfinite(X).all():
-        raise ValueError(
-            "Images contain NaN or infinite pixel values; expected finite values "
-            "(uint8 in 0..255 or floats in [0, 1])."
-        )
-    return X
-
-
-def _as_4d(X):
-    """Cheap reshaping used on the hot path of :meth:`PerturbationTransformer.perturb`."""
-    X = np.asarray(X)
-    if X.ndim == 3:
-        return X[..., np.newaxis]
-    if X.ndim != 4:
-        raise ValueError(f"Wrong rank: {_EXPECTED}; got an array of shape {X.shape}.")
-    return X
-
-
 def _as_generator(random_state):
     """Turn ``None``, an int, a ``Generator`` or a ``RandomState`` into a ``Generator``."""
     if isinstance(random_state, np.random.Generator):
@@ -170,12 +118,13 @@ class Grayscale(_StatelessMixin, TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Validate ``X`` and record its channel count; returns ``self``."""
-        self.n_channels_in_ = _check_images(X).shape[-1]
+        warn_if_pending(X, self)
+        self.n_channels_in_ = check_images(X).shape[-1]
         return self
 
     def transform(self, X):
         """Return ``(n_images, height, width, 1)`` grey images."""
-        X = _check_images(X)
+        X = check_images(X)
         if X.shape[-1] == 1:
             return X if X.dtype == np.uint8 else X.astype(np.float32, copy=False)
         weights = np.asarray(LUMA_WEIGHTS, dtype=np.float32)
@@ -210,6 +159,7 @@ class ScaleToUnit(_StatelessMixin, TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Validate ``X`` and record its channel count; returns ``self``."""
+        warn_if_pending(X, self)
         self.n_channels_in_ = self._scale(X).shape[-1]
         return self
 
@@ -219,7 +169,7 @@ class ScaleToUnit(_StatelessMixin, TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _scale(X):
-        X = _check_images(X)
+        X = check_images(X)
         if X.dtype == np.uint8:
             return X.astype(np.float32) / np.float32(255.0)
         lo, hi = X.min(), X.max()
@@ -277,7 +227,8 @@ class Standardize(TransformerMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn ``mean_`` and ``scale_`` from the images ``X``; returns ``self``."""
-        X = _check_images(X)
+        warn_if_pending(X, self)
+        X = check_images(X)
         axes = (0, 1, 2) if self.per_channel else (0, 1, 2, 3)
         mean = X.mean(axis=axes, dtype=np.float64).reshape(-1)
         std = X.std(axis=axes, dtype=np.float64).reshape(-1)
@@ -291,7 +242,7 @@ class Standardize(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Return ``float32`` images ``(X - mean_) / scale_``."""
         check_is_fitted(self)
-        X = _check_images(X)
+        X = check_images(X)
         if X.shape[-1] != self.n_channels_in_:
             raise ValueError(
                 f"X has {X.shape[-1]} channels, but {type(self).__name__} was fitted on "
@@ -395,25 +346,35 @@ default=None
         self._validate_params()
         if random_state is None:
             random_state = self.random_state
-        return self._perturb(_as_4d(X), random_state)
+        return self._perturb(check_images(X), random_state)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Validate the parameters and ``X``; returns ``self``."""
-        self.n_channels_in_ = _check_images(X).shape[-1]
+        self.n_channels_in_ = check_images(X).shape[-1]
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None, **fit_params):
-        """Validate, then return the perturbed images ``X`` (for either ``apply``)."""
-        X = _check_images(X)
+        """Validate, then return the perturbed images ``X`` (for either ``apply``).
+
+        The result is a `~sklcifar.augmentation.PerturbedImages`: one perturbed draw
+        that also carries the clean images and this step (after the steps that drew
+        ``X``, if ``X`` is one too), so that an sklcifar classifier right after it
+        draws afresh every epoch (see :mod:`sklcifar.augmentation`).
+        """
+        clean, steps = split_pending(X)
+        X = check_images(X)
         self.n_channels_in_ = X.shape[-1]
-        return self._perturb(X, self.random_state)
+        clean = X if not steps else clean
+        return PerturbedImages(
+            self._perturb(X, self.random_state), clean=clean, steps=(*steps, self)
+        )
 
     def transform(self, X):
         """Return ``X`` perturbed if ``apply="always"``, else unchanged (as 4-D)."""
         self._validate_params()
-        X = _check_images(X)
+        X = check_images(X)
         if self.apply == "always":
             return self._perturb(X, self.random_state)
         return X
@@ -466,7 +427,9 @@ class PixelNoise(PerturbationTransformer):
     _perturbation_params = ("fraction",)
     _parameter_constraints = _constraints(fraction=[_UNIT])
 
-    def __init__(self, fraction=0.03, *, apply="fit", random_state=None):
+    def __init__(
+        self, fraction=perturbations.SEED_NOISE_FRACTION, *, apply="fit", random_state=None
+    ):
         self.fraction = fraction
         super().__init__(apply=apply, random_state=random_state)
 
@@ -674,4 +637,60 @@ class RandomRotation(PerturbationTransformer):
 
     def __init__(self, max_degrees=10.0, *, apply="fit", random_state=None):
         self.max_degrees = max_degrees
+        super().__init__(apply=apply, random_state=random_state)
+
+
+class RobustMix(PerturbationTransformer):
+    """The robust training mixture: AugMix-style chains plus 2-4% pixel noise.
+
+    Wraps :func:`sklcifar.augmix.robust_mix` (see :mod:`sklcifar.augmix` for what it
+    draws and why it leaves the CIFAR-C corruptions out); ``augment=[..., "robust"]``
+    is this transformer with its defaults. See :class:`PerturbationTransformer` for
+    ``apply``, ``random_state`` and the attributes.
+
+    Parameters
+    ----------
+    severity : float in (0, 10], default=3
+        Strength of the AugMix operations (AugMix's scale and default).
+    width : int >= 0, default=3
+        AugMix chains mixed per image; 0 for noise only.
+    noise_range : tuple of two floats in [0, 1], default=(0.02, 0.04)
+        Per-image pixel-noise fraction range.
+    noise_probability : float in [0, 1], default=0.5
+        Share of the images that get pixel noise.
+    apply : {"fit", "always"}, default="fit"
+    random_state : None, int, Generator or RandomState, default=None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklcifar.transformers import RobustMix
+    >>> images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 1), dtype=np.uint8)
+    >>> RobustMix(random_state=0).fit_transform(images).shape
+    (4, 32, 32, 1)
+    """
+
+    _perturbation = staticmethod(augmix.robust_mix)
+    _perturbation_params = ("severity", "width", "noise_range", "noise_probability")
+    _parameter_constraints = _constraints(
+        severity=[Interval(Real, 0, 10, closed="right")],
+        width=[Interval(Integral, 0, None, closed="left")],
+        noise_range=[tuple, list],
+        noise_probability=[_UNIT],
+    )
+
+    def __init__(
+        self,
+        severity=3,
+        width=3,
+        noise_range=augmix.ROBUST_NOISE_RANGE,
+        noise_probability=0.5,
+        *,
+        apply="fit",
+        random_state=None,
+    ):
+        self.severity = severity
+        self.width = width
+        self.noise_range = noise_range
+        self.noise_probability = noise_probability
         super().__init__(apply=apply, random_state=random_state)

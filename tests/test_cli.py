@@ -17,6 +17,7 @@ from sklcifar.persistence import ModelFileError, load_model, save_model
 from sklcifar.perturbations import corrupt, pixel_noise
 from sklcifar.pipelines import make_pipeline
 from sklcifar.robustness import evaluate_robustness
+from sklcifar.transformers import Grayscale
 
 
 def run(capsys, command: str, **paths) -> tuple[int, str, str]:
@@ -94,7 +95,8 @@ def test_train_saves_a_fitted_pipeline(capsys, archive, tmp_path):
             "--corruption pixel_noise --noise-fraction 0.2",
             "pixel_noise",
             0,
-            lambda X: pixel_noise(X, 0.2, random_state=0),
+            # The seed's noise acts on the grey images the classifier sees.
+            lambda X: pixel_noise(Grayscale().fit_transform(X), 0.2, random_state=0),
         ),
     ],
 )
@@ -261,7 +263,7 @@ BAD_WITHOUT_MODEL = [
     ),
     ("score {tmp}/random.joblib --data {archive}", "is not a joblib file saved by sklcifar: "),
     ("score {tmp}/missing.joblib --data {archive}", "missing.joblib' does not exist"),
-    ("score {tmp} --data {archive}", "is a folder, not a joblib file"),
+    ("score {tmp} --data {archive}", "is a folder, not a model file"),
     (
         "score {tmp}/unfitted.joblib --data {archive}",
         "holds an unfitted Pipeline ending in ConvNetClassifier",
@@ -278,6 +280,7 @@ BAD_WITHOUT_MODEL = [
     ("train --data {archive} --epochs 2 --param epochs=3", "--param epochs=... repeats a value"),
     ("train --data {archive} --classifier fastnet --preset m12", "fastnet has none"),
     ("train --data {archive} --epochs 0", "argument --epochs: must be a positive integer; got '0'"),
+    ("train --data {archive} --minutes -1", "argument --minutes: must be a positive number"),
     ("train --data {archive} --out {tmp}/no/such/m.joblib", "does not exist"),
     ("train --data {tmp}/missing.tar.gz --out {tmp}/m.joblib", "does not exist"),
     ("train", "the following arguments are required: --data"),
@@ -368,3 +371,13 @@ def test_load_errors_name_the_file(bad_files):
         load_model(bad_files / "random.joblib")
     with pytest.raises(ValueError, match=r"dict\.joblib holds a dict; expected a fitted sklcifar"):
         load_model(bad_files / "dict.joblib")
+
+
+def test_train_minutes_is_the_classifiers_time_budget():
+    from sklcifar.cli import _classifier_params, build_parser
+
+    args = build_parser().parse_args(["train", "--data", "x", "--minutes", "2.5", "--epochs", "9"])
+    params = _classifier_params(args)
+    assert params["time_budget"] == 150.0 and params["epochs"] == 9
+    args = build_parser().parse_args(["train", "--data", "x"])
+    assert "time_budget" not in _classifier_params(args)

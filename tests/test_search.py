@@ -1,17 +1,19 @@
-"""Tests of sklcifar.search and its command line, benchmarks/search.py.
+"""Tests of sklcifar.search: trials, the study loop, storage and reliability.
 
 Trials train tiny networks (depth 2, 4 filters, 1-2 epochs) on a few random images, so
-each takes a couple of seconds. The PostgreSQL worker tests are in
+each takes a couple of seconds. The space language is tested in test_search_space.py,
+the command line in test_search_command.py, several PostgreSQL workers in
 test_search_postgres.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -19,17 +21,15 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
-from sklcifar.pipelines import make_pipeline
 from sklcifar.search import (
-    SEARCH_SPACES,
     KerasPruningCallback,
-    Param,
+    NoisyValidation,
     best_estimator_params,
+    build_pipeline,
     check_storage_url,
-    describe_space,
+    describe_fidelity,
     make_pruner,
     open_storage,
     refit_best,
@@ -39,22 +39,8 @@ from sklcifar.search import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-# Estimator parameters that keep every trial tiny.
-TINY = {"depth": 2, "filters": 4, "dense": [8]}
-TINY_ARGS = ["--set", "depth=2", "--set", "filters=4", "--set", "dense=[8]"]
-
-
-def _load_cli():
-    spec = importlib.util.spec_from_file_location("search_cli", REPO / "benchmarks" / "search.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def cli():
-    """benchmarks/search.py as a module (it is a script, not part of the package)."""
-    return _load_cli()
+# Parameters that keep every trial tiny, and on the seed's recipe (batch 32 or more).
+TINY = {"depth": 2, "filters": 4, "dense": [8], "training": "seed", "noise_fraction": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -72,66 +58,25 @@ def _states(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-# ------------------------------------------------------------------------- search space
-def test_describe_space_lists_every_parameter_once():
-    text = describe_space()
-    for param in SEARCH_SPACES["convnet"]:
-        assert sum(line.split()[0] == param.name for line in text.splitlines()) == 1
-    assert "learning_rate      float 0.0001..0.01 (log scale)" in text
-    every = describe_space(list(SEARCH_SPACES))
-    assert every.startswith("classifier") and "int 8..20 step 6" in every
-    searched, fixed = describe_space(fixed={"depth": 3}).split("fixed:")
-    assert "depth" not in searched and "depth" in fixed
-
-
-@pytest.mark.parametrize(
-    ("families", "fixed", "match"),
-    [
-        (("resnet50",), {}, "cannot be searched"),
-        (("convnet", "convnet"), {}, "distinct"),
-        (("convnet",), {"no_such_param": 1}, "not parameters of the 'convnet'"),
-        (("convnet",), {"epochs": 3}, "set by the search itself"),
-    ],
-)
-def test_space_rejects_unknown_families_and_parameters(families, fixed, match):
-    with pytest.raises(ValueError, match=match):
-        describe_space(families, fixed)
-
-
-def test_space_rejects_one_name_with_two_kinds_of_distribution(monkeypatch):
-    monkeypatch.setitem(SEARCH_SPACES, "fastnet", (Param("width", IntDistribution(8, 32)),))
-    with pytest.raises(ValueError, match="one kind of distribution per name"):
-        describe_space(["fastnet", "resnet"])
-    describe_space(["fastnet", "resnet"], fixed={"width": 16})  # fixed, it is not searched
-
-
-def test_suggest_params_are_estimator_parameters_and_respect_conditions():
-    trial = optuna.trial.FixedTrial(
-        {
-            "depth": 4,
-            "kernel_order": "decreasing",
-            "dropout_placement": "conv",
-            "conv_dropout": 0.3,
-            "l2_placement": "none",
-            "learning_rate": 1e-3,
-            "batch_size": 64,
-        }
-    )
-    family, params = suggest_params(trial, fixed={"filters": 8})
-    assert family == "convnet"
-    # Dense dropout and L2 strength are not suggested where they are not placed.
-    assert "dense_dropout" not in params and "l2" not in params
-    assert params["conv_dropout"] == 0.3 and params["filters"] == 8
-    clf = make_pipeline(family).named_steps["classifier"].set_params(**params)
-    assert clf.resolved_architecture()["kernel_order"] == "decreasing"
-
-
+# ----------------------------------------------------------------------- pruners, fidelity
 def test_make_pruner_names():
-    assert isinstance(make_pruner("median", 6), optuna.pruners.MedianPruner)
     assert isinstance(make_pruner("hyperband", 6), optuna.pruners.HyperbandPruner)
+    assert isinstance(make_pruner("halving", 6), optuna.pruners.SuccessiveHalvingPruner)
+    assert isinstance(make_pruner("median", 6), optuna.pruners.MedianPruner)
     assert isinstance(make_pruner("none", 6), optuna.pruners.NopPruner)
     with pytest.raises(ValueError, match="pruner must be one of"):
         make_pruner("asha", 6)
+
+
+def test_fidelity_schedule_matches_optunas_brackets():
+    for epochs in (1, 3, 6, 9, 27, 30):
+        pruner = make_pruner("hyperband", epochs)
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        study.ask()
+        pruner._try_initialization(study)  # Optuna counts its brackets lazily
+        assert len(describe_fidelity("hyperband", epochs)["brackets"]) == pruner._n_brackets
+    assert describe_fidelity("halving", 27)["brackets"] == [[2, 6, 18]]
+    assert "every trial runs 4 epochs" in describe_fidelity("none", 4)["text"]
 
 
 # ---------------------------------------------------------------------------- pruning
@@ -140,8 +85,8 @@ def test_pruning_callback_reports_each_epoch_and_raises_pruned(images):
     # The threshold pruner prunes any accuracy below 2, i.e. at the first report.
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(2.0))
     trial = study.ask()
-    pipeline = make_pipeline(
-        "convnet", **TINY, epochs=3, random_state=0, callbacks=[KerasPruningCallback(trial)]
+    pipeline = build_pipeline(
+        "convnet", TINY, epochs=3, random_state=0, callbacks=[KerasPruningCallback(trial)]
     )
     with pytest.raises(optuna.TrialPruned, match="after epoch 1"):
         pipeline.fit(X, y)
@@ -149,12 +94,31 @@ def test_pruning_callback_reports_each_epoch_and_raises_pruned(images):
     assert list(study.trials[0].intermediate_values) == [1]
 
 
+def test_noisy_objective_is_logged_every_epoch_and_prunes(images):
+    X, y = images
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(2.0))
+    trial = study.ask()
+    pruning = KerasPruningCallback(trial, monitor="val_noisy_accuracy")
+    pipeline = build_pipeline("convnet", {**TINY, "noise_fraction": 0.05}, epochs=3)
+    assert list(pipeline.named_steps) == ["grayscale", "noise", "classifier"]
+    classifier = pipeline.named_steps["classifier"]
+    classifier.set_params(callbacks=[NoisyValidation(classifier), pruning], random_state=0)
+    with pytest.raises(optuna.TrialPruned, match="val_noisy_accuracy=.* after epoch 1"):
+        pipeline.fit(X, y)
+    # Without pruning, the history holds both scores and their mean at every epoch.
+    classifier.set_params(callbacks=[NoisyValidation(classifier)], epochs=2)
+    history = pipeline.fit(X, y).named_steps["classifier"].history_
+    assert len(history["val_noisy_accuracy"]) == 2
+    mean = (np.array(history["val_accuracy"]) + history["val_noisy_accuracy"]) / 2
+    np.testing.assert_allclose(history["val_balanced_accuracy"], mean)
+
+
 def test_pruning_callback_needs_a_validation_metric(images):
     X, y = images
     trial = optuna.create_study().ask()
-    pipeline = make_pipeline(
+    pipeline = build_pipeline(
         "convnet",
-        **TINY,
+        TINY,
         epochs=1,
         validation_fraction=0.0,
         callbacks=[KerasPruningCallback(trial)],
@@ -166,16 +130,18 @@ def test_pruning_callback_needs_a_validation_metric(images):
 # ----------------------------------------------------------------------------- search
 def test_run_search_refit_and_report(images, tmp_path):
     X, y = images
-    study = run_search(X, y, fixed=TINY, n_trials=3, epochs=2, pruner="none", seed=0)
-    assert _states(study) == {"COMPLETE": 3}
+    study = run_search(X, y, fixed=TINY, n_trials=2, epochs=2, pruner="none", seed=0)
+    assert _states(study) == {"COMPLETE": 2}
     best = study.best_trial
     assert best.user_attrs["classifier"] == "convnet"
     assert 1 <= best.user_attrs["best_epoch"] <= 2
     assert best.value == max(best.intermediate_values.values())
+    assert best.user_attrs["train_images"] == 54 and best.user_attrs["epoch_seconds"] > 0
+    assert study.user_attrs["fidelity"]["text"] == "none: every trial runs 2 epochs"
 
     family, params = best_estimator_params(study)
-    assert params == {**TINY, **best.params}
-    make_pipeline(family).named_steps["classifier"].set_params(**params)  # accepted as is
+    assert {k: params[k] for k in TINY} == TINY
+    assert params["learning_rate"] == best.params["seed_learning_rate"]
 
     model = refit_best(study, X, y, random_state=0)
     clf = model.named_steps["classifier"]
@@ -191,26 +157,43 @@ def test_run_search_refit_and_report(images, tmp_path):
         "trials",
     ]
     assert all(path.stat().st_size > 0 for path in paths.values())
-    saved = json.loads(paths["best_params"].read_text())
+    saved = __import__("json").loads(paths["best_params"].read_text())
     assert saved["params"] == params and saved["trial"] == best.number
+    assert saved["objective"] == "accuracy"
     rows = paths["trials"].read_text().splitlines()
-    assert len(rows) == 4 and rows[0].startswith("number,state,value,best_epoch")
+    assert len(rows) == 3 and rows[0].startswith("number,state,value,best_epoch")
 
 
-def test_run_search_resumes_a_stored_study(images, tmp_path):
+def test_run_search_balanced_objective_with_a_searched_noise_step(images):
+    X, y = images
+    fixed = {k: v for k, v in TINY.items() if k != "noise_fraction"}
+    study = run_search(X, y, fixed=fixed, objective="balanced", n_trials=1, epochs=1, pruner="none")
+    trial = study.best_trial
+    assert 0 <= trial.params["noise_fraction"] <= 0.06
+    clean, noisy = trial.user_attrs["val_accuracy"], trial.user_attrs["val_noisy_accuracy"]
+    assert trial.value == pytest.approx((clean + noisy) / 2)
+
+
+def test_run_search_resumes_a_stored_study_and_refuses_other_settings(images, tmp_path):
     X, y = images
     url = f"sqlite:///{tmp_path / 'study.db'}"
     options = {"fixed": TINY, "epochs": 1, "pruner": "none", "storage": url, "study_name": "s"}
-    run_search(X, y, n_trials=2, **options)
-    study = run_search(X, y, n_trials=3, seed=1, **options)
-    assert _states(study) == {"COMPLETE": 3}
+    run_search(X, y, n_trials=1, **options)
     # Resumed with the same seed, the sampler does not replay the first suggestions.
-    again = run_search(X, y, n_trials=4, **options)
-    assert again.trials[3].params != again.trials[0].params
+    study = run_search(X, y, n_trials=2, **options)
+    assert _states(study) == {"COMPLETE": 2}
+    assert study.trials[1].params != study.trials[0].params
     # A study made with other settings is not resumed, and gains no trial.
-    with pytest.raises(ValueError, match="was made with"):
-        run_search(X, y, n_trials=5, **{**options, "epochs": 2})
-    assert len(optuna.load_study(study_name="s", storage=url).trials) == 4
+    other_space = {"convnet": {"depth": {"int": [2, 3]}}}
+    for change, match in [
+        ({"epochs": 2}, "another epochs"),
+        ({"pruner": "hyperband"}, "another pruner .*'none', now 'hyperband'"),
+        ({"objective": "noisy"}, "another objective"),
+        ({"space": other_space}, "another space"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            run_search(X, y, n_trials=5, **{**options, **change})
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 2
 
 
 def test_run_search_timeout_stops_starting_trials(images):
@@ -228,7 +211,10 @@ def test_run_search_timeout_stops_starting_trials(images):
         ({"epochs": 0}, "epochs must be at least 1"),
         ({"timeout": 0}, "timeout must be positive"),
         ({"pruner": "asha"}, "pruner must be one of"),
+        ({"objective": "robust"}, "objective must be one of"),
+        ({"max_retry": -1}, "max_retry must be >= 0"),
         ({"families": ["resnet50"]}, "cannot be searched"),
+        ({"space": {"convnet": {"depth": 3}}}, "must be a table"),
     ],
 )
 def test_run_search_rejects_bad_arguments_before_creating_a_study(images, tmp_path, options, match):
@@ -238,21 +224,45 @@ def test_run_search_rejects_bad_arguments_before_creating_a_study(images, tmp_pa
     assert not (tmp_path / "study.db").exists()
 
 
+# ------------------------------------------------------------------------- reliability
+def test_storage_without_heartbeats_is_refused(images, tmp_path):
+    X, y = images
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    with pytest.raises(ValueError, match="records no heartbeats"):
+        run_search(X, y, fixed=TINY, n_trials=1, epochs=1, storage=storage)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"heartbeat_interval": 0}, "heartbeat_interval must be"),
+        ({"heartbeat_interval": 10, "grace_period": 10}, "must exceed heartbeat_interval"),
+        ({"heartbeat_interval": 10, "grace_period": 5}, "must exceed heartbeat_interval"),
+        ({"max_retry": -1}, "max_retry must be >= 0"),
+    ],
+)
+def test_open_storage_refuses_unsafe_heartbeat_settings(tmp_path, options, match):
+    with pytest.raises(ValueError, match=match):
+        open_storage(f"sqlite:///{tmp_path / 'study.db'}", **options)
+    assert not (tmp_path / "study.db").exists()
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 def test_stale_trial_of_a_dead_worker_is_failed_and_retried(images, tmp_path):
     """A trial whose heartbeat stopped (its worker died) is failed and rerun, same params."""
     X, y = images
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    run_search(X, y, fixed=TINY, n_trials=1, epochs=1, storage=url, study_name="s")
+    options = {"fixed": TINY, "epochs": 1, "pruner": "none", "study_name": "s"}
+    run_search(X, y, n_trials=1, storage=url, **options)
     # A "worker" that starts a trial, records one heartbeat and dies.
-    storage = open_storage(url, heartbeat_interval=1, grace_period=1)
+    storage = open_storage(url, heartbeat_interval=1, grace_period=2)
     study = optuna.load_study(study_name="s", storage=storage)
     dead = study.ask()
     suggest_params(dead, fixed=TINY)
     storage.record_heartbeat(dead._trial_id)
-    time.sleep(2.5)
+    time.sleep(3.5)
 
-    study = run_search(X, y, fixed=TINY, n_trials=2, epochs=1, storage=storage, study_name="s")
+    study = run_search(X, y, n_trials=2, storage=storage, **options)
     trials = study.get_trials(deepcopy=False)
     assert trials[0].state == TrialState.COMPLETE
     assert trials[dead.number].state == TrialState.FAIL
@@ -262,11 +272,8 @@ def test_stale_trial_of_a_dead_worker_is_failed_and_retried(images, tmp_path):
     assert _states(study) == {"COMPLETE": 2, "FAIL": 1}
 
 
-def test_killed_training_process_is_failed_and_retried(images):
-    """The out-of-memory killer takes the largest process: a trial's training process."""
-    X, y = images
-
-    def kill_first_training():
+def _kill_first_training() -> threading.Thread:
+    def kill():
         # Kill the first training process once it is well into training.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -276,17 +283,87 @@ def test_killed_training_process_is_failed_and_retried(images):
                 return
             time.sleep(0.05)
 
-    killer = threading.Thread(target=kill_first_training)
+    killer = threading.Thread(target=kill)
     killer.start()
+    return killer
+
+
+@pytest.mark.parametrize("max_retry", [2, 0])
+def test_killed_training_process_is_retried_up_to_max_retry(images, max_retry):
+    """The out-of-memory killer takes the largest process: a trial's training process."""
+    X, y = images
+    killer = _kill_first_training()
     # Enough epochs that the first training is still running when the killer strikes.
-    study = run_search(X, y, fixed=TINY, n_trials=2, epochs=80, pruner="none")
+    study = run_search(X, y, fixed=TINY, n_trials=1, epochs=80, pruner="none", max_retry=max_retry)
     killer.join()
     trials = study.get_trials(deepcopy=False)
     assert trials[0].state == TrialState.FAIL
     assert trials[0].user_attrs["training_exitcode"] == -signal.SIGKILL
-    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == 0)
-    assert retry.state == TrialState.COMPLETE and retry.params == trials[0].params
-    assert _states(study) == {"COMPLETE": 2, "FAIL": 1}
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert _states(study) == {"COMPLETE": 1, "FAIL": 1}
+    if max_retry:
+        assert retries[0].state == TrialState.COMPLETE and retries[0].params == trials[0].params
+    else:
+        assert retries == []
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [d for c in map(int, children) for d in (c, *_descendants(c))]
+
+
+def _running(pid: int) -> bool:
+    """Not ended (an ended process may stay a zombie until an init process reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+SEARCH_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    from sklcifar.search import run_search
+
+    if __name__ == "__main__":
+        rng = np.random.default_rng(0)
+        X = rng.integers(0, 256, size=(60, 16, 16, 3), dtype=np.uint8)
+        fixed = {"depth": 2, "filters": 4, "dense": [8], "training": "seed"}
+        run_search(X, np.repeat(np.arange(3), 20), fixed=fixed, n_trials=1, epochs=10000)
+    """
+)
+
+
+def test_training_processes_end_quietly_when_the_search_dies(tmp_path):
+    script = tmp_path / "search.py"
+    script.write_text(SEARCH_SCRIPT)
+    search = subprocess.Popen(
+        [sys.executable, str(script)], stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+    try:
+        deadline = time.monotonic() + 120
+        # The forkserver's child is the training process.
+        while not any(_descendants(p) for p in _descendants(search.pid)):
+            assert search.poll() is None, search.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "no training process started"
+            time.sleep(0.2)
+        time.sleep(2)  # well into training
+        orphans = _descendants(search.pid)
+        os.kill(search.pid, signal.SIGKILL)
+        # stderr reaches its end once every process holding it (the forkserver and the
+        # training process inherit it) has ended.
+        stderr = search.communicate(timeout=60)[1]
+    finally:
+        if search.poll() is None:
+            search.kill()
+    assert "Traceback" not in stderr, stderr[-3000:]
+    deadline = time.monotonic() + 30
+    while [pid for pid in orphans if _running(pid)]:
+        assert time.monotonic() < deadline, [pid for pid in orphans if _running(pid)]
+        time.sleep(0.2)
 
 
 # --------------------------------------------------------------------------- storage
@@ -295,13 +372,17 @@ def test_killed_training_process_is_failed_and_retried(images):
     [
         ("redis://localhost:6379/0", ValueError, "not one of Optuna's RDB storages"),
         ("just words", ValueError, "not a database URL"),
-        ("postgresql+nosuchdriver://u@localhost/db", ValueError, "cannot be loaded"),
+        ("postgresql+psycopg://u:secret@host:notaport/db", ValueError, "not a database URL"),
+        ("postgresql+nosuchdriver://u:secret@localhost/db", ValueError, "cannot be loaded"),
         ("sqlite:///{tmp}/missing/study.db", ValueError, "does not exist"),
+        ("sqlite:///{tmp}", ValueError, "is a folder"),
+        ("sqlite:///{tmp}/notes.txt", ValueError, "is not an SQLite database"),
         # Nothing listens on port 1: refused at once.
         ("postgresql+psycopg://u:secret@127.0.0.1:1/db", ConnectionError, "cannot connect"),
     ],
 )
 def test_check_storage_url_errors(tmp_path, url, error, match):
+    (tmp_path / "notes.txt").write_text("not a database")
     with pytest.raises(error, match=match) as info:
         check_storage_url(url.format(tmp=tmp_path))
     assert "secret" not in str(info.value)
@@ -310,73 +391,3 @@ def test_check_storage_url_errors(tmp_path, url, error, match):
 def test_check_storage_url_accepts_sqlite_and_writes_nothing(tmp_path):
     check_storage_url(f"sqlite:///{tmp_path / 'study.db'}")
     assert list(tmp_path.iterdir()) == []
-
-
-# ------------------------------------------------------------------------ command line
-@pytest.fixture
-def cifar10_archive(make_cifar_archive):
-    """Synthetic CIFAR-10: 12 random train and 2 test images per class."""
-    return make_cifar_archive("cifar10", n_per_class_train=12, n_per_class_test=2)
-
-
-def test_cli_runs_a_search_and_resumes_it(cli, cifar10_archive, tmp_path):
-    out = tmp_path / "run"
-    args = ["--data", str(cifar10_archive), "--subset", "all", "--epochs", "1"]
-    args += [*TINY_ARGS, "--output", str(out), "--no-progress", "--pruner", "none"]
-    assert cli.main([*args, "--n-trials", "2"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["trials"]["complete"] == 2 and summary["images"] == 120
-    assert set(summary["test_accuracy"]) == {"clean", "pixel_noise_3pct"}
-    for name in ("study.db", "best_params.json", "trials.csv", "model.joblib", "robustness.md"):
-        assert (out / name).is_file()
-    assert len(list(out.glob("*.png"))) == 4  # Optuna's three and the robustness bars
-    robustness = summary["robustness"]
-    assert robustness["images"] == 20
-    assert robustness["clean_accuracy"] == pytest.approx(summary["test_accuracy"]["clean"])
-    # Rerunning resumes the study in the output folder.
-    assert cli.main([*args, "--n-trials", "3"]) == 0
-    assert json.loads((out / "summary.json").read_text())["trials"]["complete"] == 3
-
-
-def test_cli_show_space(cli, capsys):
-    assert cli.main(["--show-space", "--set", "depth=3"]) == 0
-    out = capsys.readouterr().out
-    assert "kernel_order" in out and "fixed:" in out
-    assert "learning_rate" in cli.build_parser().format_help()
-
-
-@pytest.mark.parametrize(
-    ("extra", "match"),
-    [
-        (["--storage", "redis://localhost/0"], "not one of Optuna's RDB storages"),
-        (["--storage", "postgresql+psycopg://u:p@127.0.0.1:1/db"], "cannot connect"),
-        (["--subset", "15"], "two images per class"),
-        (["--families", "resnet50"], "cannot be searched"),
-        (["--set", "nonsense=1"], "not parameters"),
-    ],
-)
-def test_cli_bad_input_fails_before_writing_a_study(
-    cli, cifar10_archive, tmp_path, capsys, extra, match
-):
-    out = tmp_path / "run"
-    argv = ["--data", str(cifar10_archive), "--output", str(out), "--no-progress", *extra]
-    assert cli.main(argv) == 2
-    assert match in capsys.readouterr().err
-    assert not (out / "study.db").exists()
-
-
-def test_cli_output_that_is_a_file(cli, cifar10_archive, tmp_path, capsys):
-    out = tmp_path / "taken"
-    out.write_text("not a folder")
-    assert cli.main(["--data", str(cifar10_archive), "--output", str(out)]) == 2
-    assert "is a file" in capsys.readouterr().err
-    assert out.read_text() == "not a folder"
-
-
-@pytest.mark.parametrize("flag", ["--n-trials", "--epochs", "--subset", "--timeout"])
-def test_cli_rejects_zero_budgets(cli, tmp_path, capsys, flag):
-    with pytest.raises(SystemExit) as info:
-        cli.main([flag, "0", "--output", str(tmp_path / "run")])
-    assert info.value.code == 2
-    assert "must be" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()

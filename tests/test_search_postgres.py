@@ -4,7 +4,8 @@ The server's URL comes from ``SKLCIFAR_TEST_POSTGRES_URL`` (``.ci/start-postgres
 starts a server and prints it). Without it these tests skip, except in CI (``CI`` set),
 where a missing or unreachable server fails them.
 
-Each worker is a ``python benchmarks/search.py`` process training tiny networks on
+Each worker is a ``python benchmarks/search.py`` (``sklcifar search``) process training
+tiny networks on
 synthetic CIFAR-10 (120 images), with a 1-second heartbeat.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.trial import TrialState
 
 from sklcifar.search import check_storage_url
@@ -69,7 +71,8 @@ def worker(postgres_url, study_name, make_cifar_archive, tmp_path):
     def start(seed: int, n_trials: int, *extra: str) -> subprocess.Popen:
         command = [sys.executable, str(REPO / "benchmarks" / "search.py")]
         command += ["--data", str(data), "--subset", "all", "--n-trials", str(n_trials)]
-        command += ["--set", "depth=2", "--set", "filters=4", "--set", "dense=[8]"]
+        command += ["--families", "convnet", "--param", "depth=2", "--param", "filters=4"]
+        command += ["--param", "dense=[8]", "--param", "training=seed"]
         command += ["--storage", postgres_url, "--study-name", study_name]
         command += ["--seed", str(seed), "--output", str(tmp_path / f"worker{seed}")]
         command += ["--heartbeat-interval", "1", "--grace-period", "30", "--search-only"]
@@ -152,3 +155,18 @@ def test_killed_worker_trial_is_failed_and_retried(postgres_url, study_name, wor
     states = [t.state for t in trials.values()]
     assert states.count(TrialState.COMPLETE) == n_trials
     assert states.count(TrialState.FAIL) == 1 and len(states) == n_trials + 1
+
+
+def test_password_from_the_environment_and_never_shown(postgres_url, monkeypatch):
+    """The documented way to keep the password out of the command line: PGPASSWORD."""
+    url = sqlalchemy.engine.make_url(postgres_url)
+    without = sqlalchemy.engine.URL.create(
+        url.drivername, url.username, None, url.host, url.port, url.database
+    ).render_as_string(hide_password=False)
+    assert f":{url.password}@" not in without
+    monkeypatch.setenv("PGPASSWORD", url.password)
+    check_storage_url(without)
+    monkeypatch.setenv("PGPASSWORD", "wrong-secret")
+    with pytest.raises(ConnectionError, match="cannot connect") as info:
+        check_storage_url(without)
+    assert "wrong-secret" not in str(info.value)

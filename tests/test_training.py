@@ -40,6 +40,7 @@ def test_make_optimizer_rejects_unknown_name():
 
 
 def test_precision_policies(monkeypatch):
+    monkeypatch.delenv("SKLCIFAR_PRECISION", raising=False)  # the CPU decides "auto" here
     assert training.dtype_policy_name("float32") == "float32"
     assert training.dtype_policy_name("bfloat16") == "mixed_bfloat16"
     monkeypatch.setattr(training, "cpu_supports_bf16", lambda: False)
@@ -48,6 +49,21 @@ def test_precision_policies(monkeypatch):
     assert training.dtype_policy_name("auto") == "mixed_bfloat16"
     with pytest.raises(ValueError, match="precision"):
         training.dtype_policy_name("float16")
+
+
+def test_precision_environment_variable_decides_auto(monkeypatch):
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setenv("SKLCIFAR_PRECISION", "float32")
+    assert training.dtype_policy_name("auto") == "float32"
+    assert training.dtype_policy_name("bfloat16") == "mixed_bfloat16"  # explicit wins
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setenv("SKLCIFAR_PRECISION", "bfloat16")
+    assert training.dtype_policy_name("auto") == "mixed_bfloat16"
+    monkeypatch.setenv("SKLCIFAR_PRECISION", "")
+    assert training.dtype_policy_name("auto") == "float32"
+    monkeypatch.setenv("SKLCIFAR_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="SKLCIFAR_PRECISION must be 'float32' or 'bfloat16'"):
+        training.dtype_policy_name("auto")
 
 
 def test_dtype_policy_context_restores_the_global_policy():
@@ -76,3 +92,17 @@ def test_augmented_batches_are_fresh_each_epoch_and_reproducible():
     for a, b in zip(epoch1, again1, strict=True):
         np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(epoch1[0][0], epoch2[0][0])
+
+
+def test_make_optimizer_keeps_a_moving_average_of_the_weights_on_request():
+    assert not training.make_optimizer("nesterov", 0.1).use_ema
+    optimizer = training.make_optimizer("nesterov", 0.1, ema_momentum=0.9)
+    assert optimizer.use_ema and optimizer.ema_momentum == pytest.approx(0.9)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer, loss="mse")
+    X = np.random.default_rng(0).random((32, 2)).astype("float32")
+    model.fit(X, X.sum(axis=1), batch_size=4, epochs=2, verbose=0)
+    # fit ends by writing the averaged weights into the model.
+    averaged = optimizer._model_variables_moving_average
+    for weight, average in zip(model.trainable_weights, averaged, strict=True):
+        np.testing.assert_allclose(weight.numpy(), average.numpy())

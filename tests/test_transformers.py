@@ -19,6 +19,7 @@ from sklcifar.transformers import (
     RandomFlip,
     RandomRotation,
     RandomShift,
+    RobustMix,
     SaltAndPepper,
     ScaleToUnit,
     Standardize,
@@ -32,6 +33,7 @@ PERTURBATIONS = [
     RandomFlip,
     RandomShift,
     RandomRotation,
+    RobustMix,
 ]
 ALL_TRANSFORMERS = [Grayscale, ScaleToUnit, Standardize, *PERTURBATIONS]
 
@@ -255,6 +257,7 @@ NON_DEFAULT = {
     RandomFlip: {"probability": 0.9, "apply": "always", "random_state": 5},
     RandomShift: {"max_shift": 4, "apply": "always", "random_state": 6},
     RandomRotation: {"max_degrees": 20.0, "apply": "always", "random_state": 7},
+    RobustMix: {"severity": 5, "noise_probability": 1.0, "apply": "always", "random_state": 8},
 }
 
 
@@ -300,7 +303,7 @@ BAD_IMAGES = {
     "inf pixel": (np.full((2, 8, 8, 3), np.inf), "infinite"),
     "4 channels": (np.zeros((2, 8, 8, 4)), "channel"),
     "int out of range": (np.full((2, 8, 8, 3), 300), "0..255"),
-    "no images": (np.zeros((0, 8, 8, 3)), "Empty"),
+    "no images": (np.zeros((0, 8, 8, 3)), "0 images"),
     "strings": (np.full((2, 8, 8, 3), "a"), "dtype"),
 }
 

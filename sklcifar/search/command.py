@@ -1,0 +1,421 @@
+"""``sklcifar search``: search, refit on the whole training split, test and report.
+
+The subcommand shares the ``sklcifar`` command's argument types, KEY=VALUE syntax and
+error handling (``sklcifar.cli``, which holds its help text); ``benchmarks/search.py``
+runs it and adds the benchmark's comparisons. ``add_arguments`` declares the options,
+``run_command`` runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import optuna
+from sklearn.metrics import accuracy_score
+
+from ..cli import (
+    UsageError,
+    _fraction,
+    _interactive,
+    _key_value,
+    _positive_int,
+    _positive_number,
+)
+from ..datasets import default_source, load_cifar, stratified_subset
+from ..files import atomic_path, atomic_write
+from ..machine import describe_machine
+from ..persistence import save_model
+from ..perturbations import SEED_NOISE_FRACTION, pixel_noise
+from ..plots import plot_robustness, save_figure
+from ..robustness import evaluate_robustness
+from .report import refit_best, write_search_report
+from .space import BUILTIN_SPACE, describe_space, load_space, parse_space
+from .storage import check_storage_url, open_storage
+from .study import PRUNERS, describe_fidelity, run_search
+from .trial import OBJECTIVES
+
+# Sized for about 13 minutes on 2 CPU cores: 5 minutes of trials on a 4,000-image
+# subset, a 7-minute refit on the whole training split, then the test evaluation.
+DEFAULTS = {
+    "families": "convnet,fastnet",
+    "subset": 4000,
+    "epochs": 6,
+    "n_trials": 30,
+    "timeout": 300.0,
+    "refit_minutes": 7.0,
+    "output": "runs/search",
+    "study_name": "sklcifar-search",
+}
+
+
+def _subset(text: str) -> int | None:
+    return None if text == "all" else _positive_int(text)
+
+
+def _families(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",")]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the search options on ``parser``."""
+    budget = parser.add_argument_group("budget")
+    budget.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        default=DEFAULTS["n_trials"],
+        metavar="N",
+        help="finished trials the study should hold, all workers together (default %(default)s)",
+    )
+    budget.add_argument(
+        "--timeout",
+        type=_positive_number,
+        default=DEFAULTS["timeout"],
+        metavar="SECONDS",
+        help="seconds of trials; no trial starts that would likely end later (default %(default)s)",
+    )
+    budget.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=DEFAULTS["epochs"],
+        metavar="N",
+        help="epochs of a trial that is never pruned (default %(default)s)",
+    )
+    budget.add_argument(
+        "--subset",
+        type=_subset,
+        default=DEFAULTS["subset"],
+        metavar="N",
+        help="stratified subset of the train split the trials use, or 'all' (default %(default)s)",
+    )
+    refit = budget.add_mutually_exclusive_group()
+    refit.add_argument(
+        "--refit-minutes",
+        type=_positive_number,
+        default=DEFAULTS["refit_minutes"],
+        metavar="M",
+        help="refit the best configuration on the whole train split in M minutes (its "
+        "whole learning-rate schedule fits them: the classifiers' time_budget; "
+        "default %(default)s)",
+    )
+    refit.add_argument(
+        "--refit-epochs",
+        type=_positive_int,
+        metavar="N",
+        help="refit for N epochs instead of --refit-minutes",
+    )
+    budget.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the subset, sampler and networks; give workers started "
+        "together different seeds (default %(default)s)",
+    )
+
+    space = parser.add_argument_group("search space")
+    space.add_argument(
+        "--space",
+        metavar="FILE|MODULE:FUNCTION",
+        help="search space: a .toml or .json file, or a Python function returning a "
+        "definition (default: the built-in space, sklcifar.search.space.BUILTIN_SPACE)",
+    )
+    space.add_argument(
+        "--families",
+        type=_families,
+        default=_families(DEFAULTS["families"]),
+        metavar="NAME,...",
+        help=f"classifier families to search (default {DEFAULTS['families']})",
+    )
+    space.add_argument(
+        "--param",
+        "--set",
+        dest="fixed",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="hold a parameter at a value instead of searching it, VALUE a Python "
+        "literal or else a string, e.g. --param filters=16 --param dense='[256]'; repeatable",
+    )
+    space.add_argument(
+        "--objective",
+        choices=sorted(OBJECTIVES),
+        default="accuracy",
+        help="validation accuracy on clean images, under the seed's pixel noise, or their "
+        "mean (default %(default)s)",
+    )
+    space.add_argument(
+        "--pruner", choices=PRUNERS, default="hyperband", help="(default %(default)s)"
+    )
+    space.add_argument(
+        "--show-space",
+        action="store_true",
+        help="print the search space and the fidelity schedule, and exit",
+    )
+
+    store = parser.add_argument_group("storage and workers")
+    store.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna RDB storage URL, e.g. postgresql+psycopg://user@host/db with the "
+        "password in PGPASSWORD (default: sqlite file study.db in --output)",
+    )
+    store.add_argument(
+        "--study-name",
+        default=DEFAULTS["study_name"],
+        help="study to create or resume (default %(default)s)",
+    )
+    store.add_argument(
+        "--heartbeat-interval",
+        type=_positive_int,
+        default=10,
+        metavar="SECONDS",
+        help="seconds between a running trial's heartbeats (default %(default)s)",
+    )
+    store.add_argument(
+        "--grace-period",
+        type=_positive_int,
+        default=60,
+        metavar="SECONDS",
+        help="seconds without heartbeat before a trial counts as dead and is retried; "
+        "must exceed --heartbeat-interval (default %(default)s)",
+    )
+    store.add_argument(
+        "--max-retry",
+        type=int,
+        default=2,
+        metavar="N",
+        help="retries of a trial whose worker or training process died (default %(default)s)",
+    )
+    store.add_argument(
+        "--search-only",
+        action="store_true",
+        help="run trials only: no refit, test evaluation or plots (extra workers)",
+    )
+
+    out = parser.add_argument_group("data and outputs")
+    out.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="CIFAR archive or folder (default: sklcifar.datasets.default_source(), "
+        "e.g. $SKLCIFAR_DATA)",
+    )
+    out.add_argument(
+        "--label-mode",
+        choices=("coarse", "fine"),
+        default="coarse",
+        help="CIFAR-100 labels (default %(default)s)",
+    )
+    out.add_argument(
+        "--output",
+        type=Path,
+        default=Path(DEFAULTS["output"]),
+        metavar="DIR",
+        help="folder for every output; rerunning resumes its study (default %(default)s)",
+    )
+    out.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=_interactive(),
+        help="no progress bar (shown by default when stderr is a terminal)",
+    )
+    out.add_argument(
+        "--no-robustness-report",
+        dest="robustness_report",
+        action="store_false",
+        help="skip the robustness report (15 corruptions x 5 severities) of the refit model",
+    )
+    out.add_argument(
+        "--report-images",
+        type=_positive_int,
+        default=2000,
+        metavar="N",
+        help="stratified test images for the robustness report (default %(default)s)",
+    )
+    out.add_argument(
+        "--noise-fraction",
+        type=_fraction,
+        default=SEED_NOISE_FRACTION,
+        metavar="F",
+        help="pixel noise of the noisy test accuracy (default: the seed's %(default)s)",
+    )
+
+
+def _space(args: argparse.Namespace) -> dict:
+    """The space definition, families and fixed parameters, checked; UsageError if bad."""
+    definition = load_space(args.space if args.space else BUILTIN_SPACE)
+    describe_space(args.families, dict(args.fixed), parse_space(definition))
+    if args.max_retry < 0:
+        raise UsageError(f"--max-retry must be >= 0; got {args.max_retry}")
+    if args.grace_period <= args.heartbeat_interval:
+        raise UsageError(
+            f"--grace-period ({args.grace_period} s) must exceed --heartbeat-interval "
+            f"({args.heartbeat_interval} s): live trials would be declared dead"
+        )
+    return definition
+
+
+def show_space(args: argparse.Namespace) -> str:
+    """What ``--show-space`` prints: the space, then the fidelity schedule."""
+    definition = _space(args)
+    text = describe_space(args.families, dict(args.fixed), parse_space(definition))
+    fidelity = describe_fidelity(args.pruner, args.epochs)
+    return f"{text}\nfidelity:\n  {fidelity['text']}\nobjective: {args.objective}"
+
+
+def score_test_split(model, X, y, *, noise_fraction: float, seed: int) -> dict[str, float]:
+    """Accuracy on clean test images and with the seed's pixel noise on their grey copies."""
+    grey = model.named_steps["grayscale"].transform(X)
+    noisy = pixel_noise(grey, noise_fraction, random_state=seed)
+    return {
+        "clean": float(accuracy_score(y, model.predict(X))),
+        "pixel_noise": float(accuracy_score(y, model.predict(noisy))),
+    }
+
+
+def _robustness(model, X, y, args: argparse.Namespace) -> dict:
+    if args.report_images < len(y):
+        X, y = stratified_subset(X, y, args.report_images, random_state=args.seed)
+    report = evaluate_robustness(
+        model,
+        X,
+        y,
+        noise_fraction=args.noise_fraction,
+        random_state=args.seed,
+        progress=args.progress,
+    )
+    with atomic_path(args.output / "robustness.csv", overwrite=True) as tmp:
+        report.to_csv(tmp)
+    with atomic_write(args.output / "robustness.md", "w", overwrite=True) as file:
+        file.write(report.to_markdown() + "\n")
+    with atomic_path(args.output / "robustness.png", overwrite=True) as tmp:
+        save_figure(plot_robustness(report), tmp)
+    return {
+        "images": len(y),
+        "clean_accuracy": float(report.clean_accuracy),
+        "mean_corruption_accuracy": float(report.mean_corruption_accuracy),
+    }
+
+
+def _trial_counts(study: optuna.Study) -> dict[str, int]:
+    counts = {state.name.lower(): 0 for state in optuna.trial.TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name.lower()] += 1
+    return counts
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Search, then (unless --search-only) refit, test and report; the summary.
+
+    Everything checkable (space, options, storage, output folder) is checked before the
+    data is loaded or anything is written.
+    """
+    started = time.monotonic()
+    definition = _space(args)
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output {str(args.output)!r} is a file; give a folder")
+    if args.storage is not None:
+        check_storage_url(args.storage)
+    source = args.data or default_source()
+    train = load_cifar(source, split="train", label_mode=args.label_mode)
+    X, y = train.images, train.target
+    if args.subset is not None:
+        X, y = stratified_subset(X, y, args.subset, random_state=args.seed)
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(
+        args.storage or f"sqlite:///{args.output.resolve() / 'study.db'}",
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+        max_retry=args.max_retry,
+    )
+    if args.progress:
+        # The progress bar shows what Optuna's per-trial log lines would.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = run_search(
+        X,
+        y,
+        families=args.families,
+        fixed=dict(args.fixed),
+        space=definition,
+        objective=args.objective,
+        n_trials=args.n_trials,
+        epochs=args.epochs,
+        timeout=args.timeout,
+        pruner=args.pruner,
+        storage=storage,
+        study_name=args.study_name,
+        seed=args.seed,
+        max_retry=args.max_retry,
+        show_progress_bar=args.progress,
+    )
+    summary = {
+        "machine": {**describe_machine(), "date": time.strftime("%Y-%m-%d")},
+        "data": str(source),
+        "search_images": len(y),
+        "study_name": study.study_name,
+        "objective": args.objective,
+        "fidelity": study.user_attrs["fidelity"]["text"],
+        "trials": _trial_counts(study),
+        "search_seconds": round(time.monotonic() - started, 1),
+    }
+    write_search_report(study, args.output, plots=not args.search_only)
+    if args.search_only:
+        return summary
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        raise ValueError(
+            "no trial completed, so there is nothing to refit: raise --timeout or lower --epochs."
+        )
+
+    X_all, y_all = train.images, train.target
+    budget = None if args.refit_epochs else args.refit_minutes * 60
+    refit_start = time.monotonic()
+    model = refit_best(
+        study,
+        X_all,
+        y_all,
+        epochs=args.refit_epochs,
+        time_budget=budget,
+        random_state=args.seed,
+    )
+    refit_seconds = time.monotonic() - refit_start
+    epochs = len(model.named_steps["classifier"].history_["loss"])
+    with atomic_path(args.output / "model.joblib", overwrite=True) as tmp:
+        save_model(model, tmp)
+    test = load_cifar(source, split="test", label_mode=args.label_mode)
+    best = study.best_trial
+    summary.update(
+        first_complete_trial={"number": complete[0].number, "validation_score": complete[0].value},
+        best_trial={
+            "number": best.number,
+            "validation_score": study.best_value,
+            "classifier": best.user_attrs["classifier"],
+            "params": best.user_attrs["estimator_params"],
+        },
+        refit={"images": len(y_all), "epochs": epochs, "seconds": round(refit_seconds, 1)},
+        test_accuracy=score_test_split(
+            model, test.images, test.target, noise_fraction=args.noise_fraction, seed=args.seed
+        ),
+    )
+    if args.robustness_report:
+        summary["robustness"] = _robustness(model, test.images, test.target, args)
+    summary["total_seconds"] = round(time.monotonic() - started, 1)
+    with atomic_write(args.output / "summary.json", "w", overwrite=True) as file:
+        file.write(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``sklcifar search`` (documented in ``sklcifar.cli.search_command``): print the space
+    (--show-space) or run and print the summary; the exit status."""
+    if args.show_space:
+        print(show_space(args))
+        return 0
+    print(json.dumps(run(args), indent=2))
+    return 0

@@ -1,0 +1,161 @@
+"""Results of a study: the best parameters, the refit pipeline, and the files
+``write_search_report`` writes."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+from sklearn.pipeline import Pipeline
+
+from ..files import atomic_path, atomic_write
+from .storage import _experimental_ok
+from .trial import build_pipeline
+
+
+def best_estimator_params(study: optuna.Study) -> tuple[str, dict[str, Any]]:
+    """The best trial's classifier family and parameters (fixed ones included).
+
+    ``sklcifar.search.trial.build_pipeline(family, params)`` takes them as they are;
+    without a ``noise_fraction`` so do ``make_pipeline(family, **params)`` and
+    ``set_params(**params)``.
+    """
+    trial = study.best_trial
+    return trial.user_attrs["classifier"], dict(trial.user_attrs["estimator_params"])
+
+
+def refit_best(
+    study: optuna.Study,
+    X,
+    y,
+    *,
+    epochs: int | None = None,
+    time_budget: float | None = None,
+    random_state: int | None = 0,
+) -> Pipeline:
+    """Fit the best trial's pipeline on all of X, y.
+
+    The trials' validation images are trained on too (``validation_fraction=0``), so
+    training length is set, not found by early stopping: ``time_budget`` seconds (the
+    classifiers' own ``time_budget``: the whole learning-rate schedule fits them, at most
+    ``epochs`` epochs if given), or else ``epochs``, or else the best trial's
+    ``best_epoch``.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        A study made by ``run_search`` with at least one complete trial.
+    X, y
+        Training images and labels: the whole training split, or the search's images.
+    epochs : int or None
+    time_budget : float or None
+        Seconds.
+    random_state : int or None
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        Fitted.
+    """
+    family, params = best_estimator_params(study)
+    if epochs is None and time_budget is None:
+        epochs = study.best_trial.user_attrs["best_epoch"]
+    return build_pipeline(
+        family,
+        params,
+        epochs=epochs,
+        time_budget=time_budget,
+        validation_fraction=0.0,
+        random_state=random_state,
+    ).fit(X, y)
+
+
+def _write_trials_csv(study: optuna.Study, path: Path) -> None:
+    trials = study.get_trials(deepcopy=False)
+    names = sorted({name for t in trials for name in t.params})
+    fields = ["number", "state", "value", "best_epoch", "epochs_reported", "duration_s"]
+    fields += ["retry_of", "worker", "classifier", *(f"param_{name}" for name in names)]
+    with atomic_write(path, "w", overwrite=True) as file, _experimental_ok():
+        writer = csv.DictWriter(file, fieldnames=fields)
+        writer.writeheader()
+        for t in trials:
+            writer.writerow(
+                {
+                    "number": t.number,
+                    "state": t.state.name,
+                    "value": t.value,
+                    "best_epoch": t.user_attrs.get("best_epoch"),
+                    "epochs_reported": len(t.intermediate_values),
+                    "duration_s": None if t.duration is None else t.duration.total_seconds(),
+                    "retry_of": RetryHeartbeatStaleTrialCallback.retried_trial_number(t),
+                    "worker": t.user_attrs.get("worker"),
+                    "classifier": t.user_attrs.get("classifier"),
+                    **{f"param_{name}": value for name, value in t.params.items()},
+                }
+            )
+
+
+# Optuna's matplotlib plots written by write_search_report, and the complete trials each
+# needs (importances compare at least two).
+_PLOTS = {
+    "optimization_history": (optuna.visualization.matplotlib.plot_optimization_history, 1),
+    "param_importances": (optuna.visualization.matplotlib.plot_param_importances, 2),
+    "parallel_coordinate": (optuna.visualization.matplotlib.plot_parallel_coordinate, 1),
+}
+
+
+def write_search_report(
+    study: optuna.Study, folder: str | Path, *, plots: bool = True
+) -> dict[str, Path]:
+    """Write a study's best parameters, trials and plots into ``folder``.
+
+    Files (replaced atomically): ``best_params.json`` (family, parameters, best epoch,
+    objective, validation score and accuracies, trial number), ``trials.csv`` (one row
+    per trial: state, value, epochs reported, duration, the trial it retries, worker,
+    parameters) and, with ``plots``,
+    ``optimization_history.png``, ``param_importances.png`` and
+    ``parallel_coordinate.png`` (each when the study has enough complete trials).
+
+    Returns
+    -------
+    paths : dict of str to Path
+        The files written, by name without suffix.
+    """
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    paths = {"trials": folder / "trials.csv"}
+    _write_trials_csv(study, paths["trials"])
+    n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if n_complete:
+        family, params = best_estimator_params(study)
+        attrs = study.best_trial.user_attrs
+        best = {
+            "classifier": family,
+            "params": params,
+            "best_epoch": attrs["best_epoch"],
+            "objective": study.user_attrs["search_settings"]["objective"],
+            "validation_score": study.best_value,
+            "validation_accuracy": attrs["val_accuracy"],
+            "validation_noisy_accuracy": attrs.get("val_noisy_accuracy"),
+            "trial": study.best_trial.number,
+            "study_name": study.study_name,
+        }
+        paths["best_params"] = folder / "best_params.json"
+        with atomic_write(paths["best_params"], "w", overwrite=True) as file:
+            file.write(json.dumps(best, indent=2) + "\n")
+    for name, (plot, needed) in _PLOTS.items():
+        if not plots or n_complete < needed:
+            continue
+        with _experimental_ok():
+            ax = plot(study)
+        paths[name] = folder / f"{name}.png"
+        with atomic_path(paths[name], overwrite=True) as tmp:
+            ax.figure.savefig(tmp, dpi=120, bbox_inches="tight")
+        plt.close(ax.figure)
+    return paths

@@ -1,0 +1,143 @@
+"""``sklcifar search`` and its benchmark wrapper, benchmarks/search.py, on synthetic
+CIFAR-10 archives (120 train images) with tiny networks."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from sklcifar.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_ARGS = ["--families", "convnet", "--param", "depth=2", "--param", "filters=4"]
+TINY_ARGS += ["--param", "dense=[8]", "--param", "training=seed"]
+
+
+@pytest.fixture
+def cifar10_archive(make_cifar_archive):
+    """Synthetic CIFAR-10: 12 random train and 2 test images per class."""
+    return make_cifar_archive("cifar10", n_per_class_train=12, n_per_class_test=2)
+
+
+@pytest.fixture(scope="module")
+def search_benchmark():
+    """benchmarks/search.py as a module (a script, not part of the package)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))  # for its `_common` import
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "search_benchmark", REPO / "benchmarks" / "search.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return module
+
+
+def test_search_command_searches_refits_on_the_whole_split_and_resumes(
+    cifar10_archive, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    args = ["search", "--data", str(cifar10_archive), "--subset", "100", "--epochs", "1"]
+    args += [*TINY_ARGS, "--output", str(out), "--no-progress", "--pruner", "none"]
+    args += ["--refit-epochs", "1", "--objective", "balanced", "--report-images", "20"]
+    assert main([*args, "--n-trials", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials"]["complete"] == 1 and summary["search_images"] == 100
+    assert summary["refit"] == {**summary["refit"], "images": 120, "epochs": 1}
+    assert set(summary["test_accuracy"]) == {"clean", "pixel_noise"}
+    assert summary["objective"] == "balanced" and "machine" in summary
+    for name in ("study.db", "best_params.json", "trials.csv", "model.joblib", "robustness.md"):
+        assert (out / name).is_file()
+    assert len(list(out.glob("*.png"))) == 3  # Optuna's history and coordinates, robustness
+    assert summary["robustness"]["images"] == 20
+    capsys.readouterr()
+    # Rerunning resumes the study in the output folder; other settings are refused.
+    assert main([*args, "--n-trials", "2", "--search-only"]) == 0
+    assert json.loads(capsys.readouterr().out)["trials"]["complete"] == 2
+    assert main([*args, "--n-trials", "3", "--objective", "noisy"]) == 2
+    assert "another objective" in capsys.readouterr().err
+
+
+def test_refit_minutes_uses_the_time_budget(cifar10_archive, tmp_path):
+    out = tmp_path / "run"
+    args = ["search", "--data", str(cifar10_archive), "--subset", "all", "--epochs", "1"]
+    args += [*TINY_ARGS, "--output", str(out), "--no-progress", "--n-trials", "1"]
+    args += ["--refit-minutes", "0.1", "--no-robustness-report"]
+    assert main(args) == 0
+    refit = json.loads((out / "summary.json").read_text())["refit"]
+    assert refit["epochs"] >= 1 and refit["seconds"] < 60
+
+
+def test_show_space_prints_the_space_the_fidelity_and_a_user_space(tmp_path, capsys):
+    assert main(["search", "--show-space", "--param", "depth=3", "--epochs", "9"]) == 0
+    out = capsys.readouterr().out
+    assert "kernel_order" in out and "fixed:" in out and "fastnet:" in out
+    assert "judged after epochs 2, 6" in out
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"resnet": {"width": {"choices": [4, 8]}}}))
+    assert main(["search", "--show-space", "--space", str(space), "--families", "resnet"]) == 0
+    assert "width              one of 4, 8" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--storage", "redis://localhost/0"], "not one of Optuna's RDB storages"),
+        (["--storage", "postgresql+psycopg://u:pw@127.0.0.1:1/db"], "cannot connect"),
+        (["--subset", "15"], "two images per class"),
+        (["--families", "resnet50"], "cannot be searched"),
+        (["--param", "nonsense=1"], "not parameters"),
+        (["--param", "=1"], "expected KEY=VALUE"),
+        (["--space", "missing.toml"], "does not exist"),
+        (["--max-retry", "-1"], "--max-retry must be >= 0"),
+        (["--heartbeat-interval", "10", "--grace-period", "10"], "must exceed"),
+        (["--n-trials", "0"], "must be a positive integer"),
+        (["--timeout", "0"], "must be a positive number"),
+        (["--refit-epochs", "2", "--refit-minutes", "1"], "not allowed with"),
+    ],
+)
+def test_bad_input_fails_in_one_line_before_writing_a_study(
+    cifar10_archive, tmp_path, capsys, extra, match
+):
+    out = tmp_path / "run"
+    argv = ["search", "--data", str(cifar10_archive), "--output", str(out), "--no-progress"]
+    assert main([*argv, "--families", "convnet", *extra]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+    assert not (out / "study.db").exists()
+
+
+def test_output_that_is_a_file(cifar10_archive, tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("not a folder")
+    assert main(["search", "--data", str(cifar10_archive), "--output", str(out)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert out.read_text() == "not a folder"
+
+
+def test_benchmark_wraps_the_command(search_benchmark, tmp_path, capsys):
+    assert search_benchmark.main(["--show-space", "--families", "fastnet"]) == 0
+    assert "fast_learning_rate" in capsys.readouterr().out
+    assert search_benchmark.main(["--n-trials", "0", "--output", str(tmp_path / "run")]) == 2
+    assert "must be a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_benchmark_comparison_trains_baselines_for_the_search_time(
+    search_benchmark, cifar10_archive, tmp_path
+):
+    args = argparse.Namespace(
+        data=cifar10_archive, label_mode="coarse", seed=0, noise_fraction=0.03
+    )
+    summary = {"total_seconds": 3.0, "test_accuracy": {"clean": 0.5, "pixel_noise": 0.4}}
+    result = search_benchmark.compare(args, summary, ("m1",))
+    assert result["budget_seconds"] == 3.0 and "cpu" in result["machine"]
+    row = result["models"]["m1"]
+    assert row["epochs"] >= 1 and set(row["test_accuracy"]) == {"clean", "pixel_noise"}
+    assert result["models"]["search"]["test_accuracy"]["clean"] == 0.5

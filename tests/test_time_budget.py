@@ -1,0 +1,144 @@
+"""Training to a time budget (sklcifar.time_budget): the plan, the schedule, the estimator.
+
+Timing assertions are generous: CI shares two cores with other work, and the speed of
+budgeted training is for benchmarks/time_to_accuracy.py to measure.
+"""
+
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from sklcifar import ConvNetClassifier, FastNetClassifier, time_budget
+from sklcifar.time_budget import LearningRatePlan, TimeBudget, TimeBudgetWarning
+
+
+class RecordLearningRate(keras.callbacks.Callback):
+    """The learning rate each training step runs with (read after TimeBudget sets it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates: list[float] = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.rates.append(float(self.model.optimizer.learning_rate))
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(320, 16, 16), dtype=np.uint8)
+    return X, np.repeat([0, 1], 160)
+
+
+def test_plan_warms_up_then_decays_to_zero_at_the_last_step():
+    plan = LearningRatePlan(0.4, warmup_steps=10, total_steps=110)
+    rates = np.array([plan(step) for step in range(111)])
+    assert rates[0] == pytest.approx(0.04) and rates.max() == pytest.approx(0.4)
+    assert np.all(np.diff(rates[:11]) > 0) and np.all(np.diff(rates[10:]) < 0)
+    assert rates[110] == 0.0 and plan(500) == 0.0
+
+
+@pytest.mark.parametrize("step, total", [(5, 50), (5, 300), (40, 60), (40, 400)])
+def test_replanning_keeps_the_rate_continuous_and_ends_at_zero(step, total):
+    plan = LearningRatePlan(1.0, warmup_steps=10, total_steps=100)
+    before = plan(step)
+    plan.replan(step, total, warmup_steps=total // 10)
+    assert plan(step) == pytest.approx(before)
+    assert plan(total) == 0.0 and plan(total - 1) > 0.0
+    if step >= total // 10:  # past the warm-up: a straight line down
+        assert plan(total - 1) == pytest.approx(before / (total - step))
+
+
+def test_budget_plans_epochs_and_the_schedule_ends_at_zero(images):
+    X, y = images
+    record = RecordLearningRate()
+    budget = 25.0
+    start = time.perf_counter()
+    clf = FastNetClassifier(
+        width=4, batch_size=32, time_budget=budget, random_state=0, callbacks=[record]
+    ).fit(X, y)
+    seconds = time.perf_counter() - start
+    steps_per_epoch = int(np.ceil(0.9 * len(X) / 32))
+    assert clf.epochs_ == len(clf.history_["loss"]) >= 1
+    assert len(record.rates) == clf.epochs_ * steps_per_epoch
+    # Linear decay to zero: the last step's rate is one step's worth of the decline.
+    # Decaying at the end (the callback test checks the exact shape on a steady clock).
+    assert 0 < record.rates[-1] < record.rates[-2]
+    assert max(record.rates) <= clf._setting("learning_rate") * (1 + 1e-6)
+    # Generous: the planner keeps to the budget within its measurement noise.
+    assert seconds < budget * 1.5 + 5
+
+
+def test_budget_too_short_for_one_epoch_warns_and_trains_one(images):
+    X, y = images
+    with pytest.warns(TimeBudgetWarning, match="time_budget=0.01 s is too short"):
+        clf = FastNetClassifier(width=4, batch_size=64, time_budget=0.01, random_state=0)
+        clf.fit(X, y)
+    assert clf.epochs_ == 1 and clf.predict(X[:3]).shape == (3,)
+
+
+def test_budget_with_a_constant_rate_and_early_stopping_and_an_epoch_cap(images):
+    X, y = images
+    record = RecordLearningRate()
+    clf = ConvNetClassifier(
+        depth=1,
+        filters=4,
+        dense=(8,),
+        epochs=3,  # caps the plan
+        patience=1,
+        time_budget=60,
+        random_state=0,
+        callbacks=[record],
+    ).fit(X, y)
+    assert 1 <= clf.epochs_ <= 3
+    np.testing.assert_allclose(record.rates, 1e-3)  # the seed recipe's constant Adam rate
+
+
+def test_time_budget_is_validated():
+    with pytest.raises(ValueError, match="time_budget"):
+        FastNetClassifier(time_budget=0).fit(np.zeros((4, 8, 8)), [0, 1, 0, 1])
+
+
+class FakeClock:
+    """time.perf_counter for sklcifar.time_budget: 0.01 s more at every reading."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.01
+        return self.now
+
+
+def test_callback_plans_from_its_clock_and_decays_to_zero_at_the_end(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(time_budget, "time", clock)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    budget = TimeBudget(
+        2.0,
+        started=clock.perf_counter(),
+        steps_per_epoch=10,
+        schedule="warmup_linear",
+        peak_learning_rate=0.1,
+        initial_epochs=16,
+        warmup_share=0.125,
+    )
+    record = RecordLearningRate()
+    history = model.fit(
+        np.zeros((10, 1)),
+        np.zeros(10),
+        batch_size=1,
+        epochs=1000,
+        verbose=0,
+        callbacks=[budget, record],
+    )
+    # Each step reads the clock twice and each epoch end once: ~0.21 s per epoch.
+    assert len(history.epoch) == budget.planned_epochs == budget.plans[-1][1]
+    assert 5 <= budget.planned_epochs <= 9
+    assert clock.now <= 2.0
+    rates = np.array(record.rates)
+    assert rates.max() <= 0.1 + 1e-7 and rates[-1] > 0
+    assert rates[-1] == pytest.approx(rates[-2] - rates[-1], rel=1e-4)  # next step: zero
