@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -69,6 +70,48 @@ def write_csv(path: str | os.PathLike, rows: list[dict], *, overwrite: bool = Tr
         writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(table)
+
+
+class ResultsTable:
+    """A benchmark's results: markdown rows printed as they come, and the CSV of them.
+
+    Each row is printed as soon as it is measured, so that a long run shows its progress,
+    and the CSV (if any) is rewritten with all rows so far (``write_csv``), so that a run
+    stopped midway keeps what it measured.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Column headings of the markdown table, printed at once.
+    text_columns : int, default=1
+        How many of the first columns hold text (left-aligned); the others hold numbers
+        (right-aligned).
+    csv_path : path-like or None
+        Where to write the rows, with the machine's facts; None writes no CSV.
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[str],
+        *,
+        text_columns: int = 1,
+        csv_path: str | os.PathLike | None = None,
+    ):
+        self.n_columns = len(columns)
+        self.csv_path = csv_path
+        self.rows: list[dict] = []
+        alignments = ["---"] * text_columns + ["---:"] * (self.n_columns - text_columns)
+        print("| " + " | ".join(columns) + " |")
+        print("|" + "|".join(alignments) + "|")
+
+    def add(self, row: dict, cells: Sequence[str]) -> None:
+        """Print ``cells`` as the table's next row, and keep ``row`` for the CSV."""
+        if len(cells) != self.n_columns:
+            raise ValueError(f"a row of this table has {self.n_columns} cells; got {len(cells)}")
+        self.rows.append(row)
+        print("| " + " | ".join(cells) + " |", flush=True)
+        if self.csv_path is not None:
+            write_csv(self.csv_path, self.rows)
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import EpochTimer, grayscale_cifar, images_per_second, machine_header, write_csv
+from _common import EpochTimer, ResultsTable, grayscale_cifar, images_per_second, machine_header
 
 from sklcifar import FastNetClassifier, training
 from sklcifar.transformers import PixelNoise, RandomFlip, RandomShift
@@ -37,10 +37,8 @@ def main() -> None:
     X, y = grayscale_cifar(args.data, "train")
     X, y = X[: args.images], y[: args.images]
     print(f"# {len(X)} images, {args.epochs} epochs (first is warm-up)")
-    print("| augmentation | train img/s | slowdown vs none |")
-    print("|---|---:|---:|")
+    table = ResultsTable(["augmentation", "train img/s", "slowdown vs none"], csv_path=args.csv)
     baseline = None
-    rows = []
     for name, (augment, workers) in SETTINGS.items():
         training.AUGMENT_WORKERS = workers
         timer = EpochTimer()
@@ -53,10 +51,10 @@ def main() -> None:
         ).fit(X, y)
         rate = images_per_second(len(X), timer.seconds)
         baseline = baseline or rate
-        print(f"| {name} | {rate:.0f} | {100 * (baseline / rate - 1):+.1f}% |", flush=True)
-        rows.append({"augmentation": name, "train_images_per_s": round(rate, 1)})
-        if args.csv:
-            write_csv(args.csv, rows)
+        table.add(
+            {"augmentation": name, "train_images_per_s": round(rate, 1)},
+            [name, f"{rate:.0f}", f"{100 * (baseline / rate - 1):+.1f}%"],
+        )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from _common import grayscale_cifar, machine_header, write_csv
+from _common import ResultsTable, grayscale_cifar, machine_header
 
 from sklcifar import FastNetClassifier
 from sklcifar.datasets import stratified_subset
@@ -38,8 +38,10 @@ def main() -> None:
     X_test, y_test = grayscale_cifar(args.data, "test")
     X_noisy = pixel_noise(X_test, args.fraction, random_state=0)
     print(f"# {len(X)} training images, {args.epochs} epochs")
-    print("| training augmentation | clean test acc. | noisy test acc. | drop | train s |")
-    print("|---|---:|---:|---:|---:|")
+    table = ResultsTable(
+        ["training augmentation", "clean test acc.", "noisy test acc.", "drop", "train s"],
+        csv_path=args.csv,
+    )
     settings = {
         "flip+shift": (RandomFlip(), RandomShift(2)),
         f"flip+shift+pixel_noise({args.fraction})": (
@@ -48,26 +50,20 @@ def main() -> None:
             PixelNoise(args.fraction),
         ),
     }
-    rows = []
     for name, augment in settings.items():
         start = time.perf_counter()
         clf = FastNetClassifier(epochs=args.epochs, augment=augment, random_state=0).fit(X, y)
         seconds = time.perf_counter() - start
         clean, noisy = clf.score(X_test, y_test), clf.score(X_noisy, y_test)
-        print(
-            f"| {name} | {clean:.4f} | {noisy:.4f} | {clean - noisy:.4f} | {seconds:.0f} |",
-            flush=True,
+        row = {
+            "augmentation": name,
+            "clean_accuracy": clean,
+            "noisy_accuracy": noisy,
+            "train_seconds": round(seconds, 1),
+        }
+        table.add(
+            row, [name, f"{clean:.4f}", f"{noisy:.4f}", f"{clean - noisy:.4f}", f"{seconds:.0f}"]
         )
-        rows.append(
-            {
-                "augmentation": name,
-                "clean_accuracy": clean,
-                "noisy_accuracy": noisy,
-                "train_seconds": round(seconds, 1),
-            }
-        )
-        if args.csv:
-            write_csv(args.csv, rows)
 
 
 if __name__ == "__main__":

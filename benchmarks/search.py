@@ -2,10 +2,11 @@
 
 Runs ``sklcifar search`` with the options given (see ``sklcifar search --help``; its
 defaults: trials on a 4,000-image subset of the train split for 5 minutes, Hyperband on
-epochs, then a 7-minute refit of the best configuration on the whole train split, tested
-clean and with the seed's pixel noise, with a robustness report), then trains each
-``--compare`` baseline on the whole train split for the same total wall time as the
-search took (the classifiers' ``time_budget``) and tests it the same way, side by side:
+epochs and training images, then a 7-minute refit of the best configuration on the whole
+train split, tested clean and with the seed's pixel noise, with a robustness report), then
+trains each ``--compare`` baseline on the whole train split for the same total wall time
+as the search took (the classifiers' ``time_budget``) and tests it the same way, side by
+side:
 
 - ``default``: ``sklcifar.pipelines.default_pipeline()`` (FastNet, the fast recipe);
 - any ConvNetClassifier preset, e.g. ``m12`` (the seed study's best model, its recipe).
@@ -15,7 +16,9 @@ Figures: benchmarks/RESULTS.md ("Search"). Example (the lead's command)::
 
     SKLCIFAR_DATA=../shared/data/cifar-10-python.tar.gz python benchmarks/search.py
 
-``--compare none`` skips the baselines (then this is ``sklcifar search``).
+``--compare none`` skips the baselines (then this is ``sklcifar search``). Rerunning into
+the same ``--output`` resumes its study and needs ``--force`` to replace the earlier run's
+files.
 """
 
 from __future__ import annotations

@@ -28,11 +28,11 @@ from pathlib import Path
 
 from _common import (
     EpochTimer,
+    ResultsTable,
     grayscale_cifar,
     images_per_second,
     machine_header,
     plain_keras_fit,
-    write_csv,
 )
 
 from sklcifar import ConvNetClassifier, FastNetClassifier, ResNetClassifier, training
@@ -133,32 +133,47 @@ def main() -> None:
         print(f"# matmul peak {precision}: {peak:.1f} GFLOP/s ({args.matmul_size}^2)")
     X, y = grayscale_cifar(args.data, "train")
     X_test, _ = grayscale_cifar(args.data, "test")
-    print(
-        "| architecture | precision | loop | parameters | batch | train img/s | GFLOP/img "
-        "| GFLOP/s | % of its peak | % of best peak | predict img/s | with TTA |"
+    table = ResultsTable(
+        [
+            "architecture",
+            "precision",
+            "loop",
+            "parameters",
+            "batch",
+            "train img/s",
+            "GFLOP/img",
+            "GFLOP/s",
+            "% of its peak",
+            "% of best peak",
+            "predict img/s",
+            "with TTA",
+        ],
+        text_columns=3,
+        csv_path=args.csv,
     )
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    rows = []
     for name in names:
         for precision in peaks:
             for r in measure(name, precision, X, y, X_test, epochs=args.epochs, images=args.images):
                 r.update(efficiency(r, peaks), matmul_peak_gflops=peaks[precision])
-                rows.append(r)
                 predict = (
-                    f"{r['predict_images_per_s']:.0f} | {r['predict_images_per_s_tta']:.0f}"
+                    [f"{r['predict_images_per_s']:.0f}", f"{r['predict_images_per_s_tta']:.0f}"]
                     if "predict_images_per_s" in r
-                    else "- | -"
+                    else ["-", "-"]
                 )
-                print(
-                    f"| {name} | {precision} | {r['loop']} | {r['parameters']:,} "
-                    f"| {r['batch_size']} | {r['train_images_per_s']:.0f} "
-                    f"| {r['training_gflop_per_image']:.3f} | {r['achieved_gflops']:.1f} "
-                    f"| {100 * r['share_of_precision_peak']:.0f}% "
-                    f"| {100 * r['share_of_best_peak']:.0f}% | {predict} |",
-                    flush=True,
-                )
-                if args.csv:
-                    write_csv(args.csv, rows)
+                cells = [
+                    name,
+                    precision,
+                    r["loop"],
+                    f"{r['parameters']:,}",
+                    f"{r['batch_size']}",
+                    f"{r['train_images_per_s']:.0f}",
+                    f"{r['training_gflop_per_image']:.3f}",
+                    f"{r['achieved_gflops']:.1f}",
+                    f"{100 * r['share_of_precision_peak']:.0f}%",
+                    f"{100 * r['share_of_best_peak']:.0f}%",
+                    *predict,
+                ]
+                table.add(r, cells)
 
 
 if __name__ == "__main__":

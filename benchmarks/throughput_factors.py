@@ -134,13 +134,15 @@ def main() -> None:
     if unknown:
         parser.error(f"--only takes names from {list(VARIANTS)}; got {unknown}")
 
-    from _common import machine_header, write_csv
+    from _common import ResultsTable, machine_header
 
     print(machine_header(), flush=True)
     print(f"# {args.images} images, {args.epochs} epochs per row (first is warm-up)")
-    print("| variant | train img/s | epoch img/s (with validation) | epoch speed vs first row |")
-    print("|---|---:|---:|---:|")
-    rows, baseline = [], None
+    table = ResultsTable(
+        ["variant", "train img/s", "epoch img/s (with validation)", "epoch speed vs first row"],
+        csv_path=args.csv,
+    )
+    baseline = None
     for name in names:
         command = [sys.executable, __file__, "--child", name]
         command += ["--images", str(args.images), "--epochs", str(args.epochs)]
@@ -154,14 +156,13 @@ def main() -> None:
         row = json.loads(child.stdout.strip().splitlines()[-1])
         baseline = baseline or row["epoch_images_per_s"]
         row["epoch_speed_vs_first_row"] = row["epoch_images_per_s"] / baseline
-        rows.append(row)
-        print(
-            f"| {name} | {row['train_images_per_s']:.0f} | {row['epoch_images_per_s']:.0f} "
-            f"| {row['epoch_speed_vs_first_row']:.2f}x |",
-            flush=True,
-        )
-        if args.csv:
-            write_csv(args.csv, rows)
+        cells = [
+            name,
+            f"{row['train_images_per_s']:.0f}",
+            f"{row['epoch_images_per_s']:.0f}",
+            f"{row['epoch_speed_vs_first_row']:.2f}x",
+        ]
+        table.add(row, cells)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,15 @@ __version__ = "0.1.0"
 _LAZY_NAMES = {
     "ConvNetClassifier": "estimators",
     "FastNetClassifier": "estimators",
-    "ImageClassifier": "estimators",
+    "ImageClassifier": "base",
     "ResNetClassifier": "estimators",
     "default_pipeline": "pipelines",
     "make_pipeline": "pipelines",
 }
 
 if TYPE_CHECKING:
-    from .estimators import ConvNetClassifier, FastNetClassifier, ImageClassifier, ResNetClassifier
+    from .base import ImageClassifier
+    from .estimators import ConvNetClassifier, FastNetClassifier, ResNetClassifier
     from .pipelines import default_pipeline, make_pipeline
 
 

@@ -9,6 +9,9 @@ softmax. Estimators (``sklcifar.estimators``) compile and train them.
 - ``build_resnet``: a pre-activation residual network (depth and width as named choices).
 - ``build_fastnet``: a ResNet-9 / airbench-style network for fast training on small images.
 
+The residual builders take the seed study's questions where they apply: a kernel order
+over their ``RESIDUAL_STAGES`` stages and a dropout before the softmax head.
+
 Layer names are predictable (``block3_conv``, ``stage2_block1_conv1``, ``dense2``) so that
 weights and summaries can be read by name.
 """
@@ -22,6 +25,8 @@ import numpy as np
 from keras import layers
 
 KERNEL_ORDERS = ("constant", "increasing", "decreasing")
+#: Stages (image resolutions) of build_fastnet and build_resnet: one kernel size each.
+RESIDUAL_STAGES = 3
 # m11 puts dropout after the conv blocks only, so dropout has a "conv" placement too.
 DROPOUT_PLACEMENTS = ("none", "conv", "dense", "all")
 L2_PLACEMENTS = ("none", "dense", "all")
@@ -85,8 +90,10 @@ CONVNET_PRESETS: dict[str, dict] = {
 }
 
 
-def kernel_sizes(kernel_order: str | Sequence[int], depth: int) -> tuple[int, ...]:
-    """Kernel size of each conv block for a named order or explicit sizes.
+def kernel_sizes(
+    kernel_order: str | Sequence[int], depth: int, *, unit: str = "block"
+) -> tuple[int, ...]:
+    """Kernel size of each conv block (or stage: ``unit``) for a named order or explicit sizes.
 
     ``"constant"`` is 3 everywhere, ``"increasing"`` is 2, 3, 4, ... (the seed's m4) and
     ``"decreasing"`` its reverse (m5). Explicit sizes must give one size per block.
@@ -105,7 +112,7 @@ def kernel_sizes(kernel_order: str | Sequence[int], depth: int) -> tuple[int, ..
     sizes = tuple(kernel_order)
     if len(sizes) != depth or not _all_positive_ints(sizes):
         raise ValueError(
-            f"kernel_order as explicit sizes needs {depth} positive integers (one per block); "
+            f"kernel_order as explicit sizes needs {depth} positive integers (one per {unit}); "
             f"got {kernel_order!r}."
         )
     return tuple(int(s) for s in sizes)
@@ -305,9 +312,9 @@ def _check_convnet_fits(input_shape, sizes: Sequence[int], padding: str) -> None
         side = after_conv // 2 if pooled else after_conv
 
 
-def _conv_bn_relu(x, filters: int, *, pool: bool = False, name: str):
+def _conv_bn_relu(x, filters: int, *, kernel_size: int = 3, pool: bool = False, name: str):
     # No conv bias: the BatchNorm right after it has its own shift.
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv")(x)
     if pool:
         x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
     return _bn_relu(x, name=name)
@@ -318,6 +325,8 @@ def build_fastnet(
     n_classes: int,
     *,
     width: int = 16,
+    kernel_order: str | Sequence[int] = "constant",
+    dropout: float = 0.0,
     input_mean=None,
     input_std=None,
 ) -> keras.Model:
@@ -326,7 +335,8 @@ def build_fastnet(
     prep conv (``width``) -> conv + pool (2x) + residual pair -> conv + pool (4x) -> conv +
     pool (8x) + residual pair -> global max pool -> dense, with logits scaled by 1/8 as in
     the original (it keeps the softmax soft under the high learning rates of the recipe).
-    Conv -> pool -> BN -> ReLU puts BatchNorm after pooling, where it costs 4x less.
+    Conv -> pool -> BN -> ReLU puts BatchNorm after pooling, where it costs 4x less. The
+    defaults build Page's network: 3x3 kernels, no dropout.
 
     Parameters
     ----------
@@ -335,28 +345,54 @@ def build_fastnet(
     width : int
         Filters of the first layer; the stages use 2x, 4x and 8x. Page's original is 64;
         16 trains about 16x faster on a CPU.
+    kernel_order : {"constant", "increasing", "decreasing"} or sequence of int
+        Kernel sizes of the three stages (``kernel_sizes``), each stage's conv and residual
+        pair; the prep conv, at the first stage's resolution, takes the first size.
+    dropout : float
+        Dropout rate in [0, 1) between the global pooling and the dense head.
     input_mean, input_std : array-like or None
         Per-channel statistics for a leading standardisation layer.
+
+    Examples
+    --------
+    >>> from sklcifar.architectures import build_fastnet
+    >>> model = build_fastnet((32, 32, 1), 10, width=4, kernel_order="increasing", dropout=0.2)
+    >>> model.get_layer("layer3_conv").kernel_size, model.get_layer("head_dropout").rate
+    ((4, 4), 0.2)
     """
     if min(input_shape[:2]) < 8:
         raise ValueError(
             "build_fastnet halves the image size three times, so it needs images of at least "
             f"8x8 pixels; got {input_shape[0]}x{input_shape[1]} images."
         )
+    sizes = kernel_sizes(kernel_order, RESIDUAL_STAGES, unit="stage")
+    _check_dropout(dropout)
     inputs, x = _input_stem(input_shape, input_mean, input_std)
-    x = _conv_bn_relu(x, width, name="prep")
-    for stage, (factor, residual) in enumerate([(2, True), (4, False), (8, True)], start=1):
-        x = _conv_bn_relu(x, width * factor, pool=True, name=f"layer{stage}")
+    x = _conv_bn_relu(x, width, kernel_size=sizes[0], name="prep")
+    stages = [(2, True), (4, False), (8, True)]
+    for stage, ((factor, residual), size) in enumerate(zip(stages, sizes, strict=True), start=1):
+        x = _conv_bn_relu(x, width * factor, kernel_size=size, pool=True, name=f"layer{stage}")
         if residual:
             shortcut = x
-            x = _conv_bn_relu(x, width * factor, name=f"layer{stage}_res1")
-            x = _conv_bn_relu(x, width * factor, name=f"layer{stage}_res2")
+            x = _conv_bn_relu(x, width * factor, kernel_size=size, name=f"layer{stage}_res1")
+            x = _conv_bn_relu(x, width * factor, kernel_size=size, name=f"layer{stage}_res2")
             x = layers.Add(name=f"layer{stage}_add")([shortcut, x])
     x = layers.GlobalMaxPooling2D(name="pool")(x)
+    x = _head_dropout(x, dropout)
     x = layers.Dense(n_classes, use_bias=False, name="logits")(x)
     x = layers.Rescaling(0.125, name="logit_scale")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="fastnet")
+
+
+def _check_dropout(rate: float) -> None:
+    if not 0 <= rate < 1:
+        raise ValueError(f"dropout must be a rate in [0, 1); got {rate!r}.")
+
+
+def _head_dropout(x, rate: float):
+    # No layer at rate 0, so the default networks keep their layers and seeded weights.
+    return layers.Dropout(rate, name="head_dropout")(x) if rate > 0 else x
 
 
 def _bn_relu(x, *, name: str):
@@ -364,7 +400,7 @@ def _bn_relu(x, *, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _preact_block(x, filters: int, *, strides: int, name: str):
+def _preact_block(x, filters: int, *, strides: int, kernel_size: int = 3, name: str):
     """Pre-activation basic block: BN-ReLU-conv-BN-ReLU-conv plus the shortcut."""
     pre = _bn_relu(x, name=f"{name}_pre")
     shortcut = x
@@ -373,10 +409,10 @@ def _preact_block(x, filters: int, *, strides: int, name: str):
             filters, 1, strides=strides, use_bias=False, name=f"{name}_shortcut"
         )(pre)
     y = layers.Conv2D(
-        filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv1"
+        filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv1"
     )(pre)
     y = _bn_relu(y, name=f"{name}_mid")
-    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv2")(y)
     return layers.Add(name=f"{name}_add")([shortcut, y])
 
 
@@ -386,6 +422,8 @@ def build_resnet(
     *,
     depth: int = 20,
     width: int = 16,
+    kernel_order: str | Sequence[int] = "constant",
+    dropout: float = 0.0,
     input_mean=None,
     input_std=None,
 ) -> keras.Model:
@@ -393,7 +431,8 @@ def build_resnet(
 
     Three stages of ``n`` basic blocks with ``width``, ``2 width`` and ``4 width`` filters
     (the second and third start with stride 2), then BN-ReLU, global average pooling and a
-    softmax. ``depth=20, width=16`` is ResNet-20 (0.27 M parameters).
+    softmax. ``depth=20, width=16`` is ResNet-20 (0.27 M parameters); the defaults build
+    the paper's network (3x3 kernels, no dropout).
 
     Parameters
     ----------
@@ -403,23 +442,39 @@ def build_resnet(
         Total conv + dense layers; must be 6 n + 2 (8, 14, 20, 26, 32, 44, 56, 110, ...).
     width : int
         Filters of the first stage (16 in the paper; 16 k for a wide ResNet of factor k).
+    kernel_order : {"constant", "increasing", "decreasing"} or sequence of int
+        Kernel sizes of the three stages' convs (``kernel_sizes``; the 1x1 shortcuts stay);
+        the stem conv, at the first stage's resolution, takes the first size.
+    dropout : float
+        Dropout rate in [0, 1) between the global pooling and the softmax.
     input_mean, input_std : array-like or None
         Per-channel statistics for a leading standardisation layer.
+
+    Examples
+    --------
+    >>> from sklcifar.architectures import build_resnet
+    >>> model = build_resnet((32, 32, 1), 10, depth=8, width=4, kernel_order=(3, 3, 5))
+    >>> model.get_layer("stage3_block1_conv2").kernel_size
+    (5, 5)
     """
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6 n + 2 (8, 14, 20, 26, ...); got {depth!r}.")
+    sizes = kernel_sizes(kernel_order, RESIDUAL_STAGES, unit="stage")
+    _check_dropout(dropout)
     blocks = (depth - 2) // 6
     inputs, x = _input_stem(input_shape, input_mean, input_std)
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(x)
-    for stage in range(3):
+    x = layers.Conv2D(width, sizes[0], padding="same", use_bias=False, name="stem_conv")(x)
+    for stage, size in enumerate(sizes):
         for block in range(blocks):
             x = _preact_block(
                 x,
                 width * 2**stage,
                 strides=2 if stage > 0 and block == 0 else 1,
+                kernel_size=size,
                 name=f"stage{stage + 1}_block{block + 1}",
             )
     x = _bn_relu(x, name="final")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = _head_dropout(x, dropout)
     outputs = _softmax_head(x, n_classes)
     return keras.Model(inputs, outputs, name="resnet")

@@ -146,10 +146,12 @@ def robust_mix(
 ) -> np.ndarray:
     """Mix each image with AugMix chains, then add the seed's noise to some of them.
 
+    ``images``, ``random_state`` and the result follow the contract of every function of
+    :mod:`sklcifar.perturbations`: a new batch of the input's shape and dtype.
+
     Parameters
     ----------
     images : array_like
-        Batch of shape ``(N, H, W)`` or ``(N, H, W, C)``, ``uint8`` or float in [0, 1].
     severity : float, default 3
         Strength of the operations on AugMix's scale (0, 10]; 3 is AugMix's default.
     width : int, default 3
@@ -159,11 +161,6 @@ def robust_mix(
     noise_probability : float, default 0.5
         Share of the images that get pixel noise.
     random_state : None, int or numpy.random.Generator
-
-    Returns
-    -------
-    numpy.ndarray
-        New array with the shape and dtype of ``images``.
 
     Examples
     --------

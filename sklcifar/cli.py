@@ -561,15 +561,17 @@ def _write_comparison(reports: dict[str, RobustnessReport], out: Path, *, overwr
 def search_command(args: argparse.Namespace) -> int:
     """Search a classifier's design and training with Optuna, then refit and test it.
 
-    Trials (Hyperband on epochs by default) train on a stratified subset of the train
-    split, each in a process of its own, and maximise the validation accuracy (clean,
-    with the seed's pixel noise, or their mean: --objective); the best configuration is
-    refit on the whole train split for --refit-minutes (or --refit-epochs) and saved as
-    model.joblib in --output with its robustness report, best_params.json, trials.csv,
-    summary.json and Optuna's plots. The study lives in --output/study.db or in --storage
-    (PostgreSQL for several machines); rerunning resumes it. --space reads a search space
-    from a TOML or JSON file or a Python function; --show-space prints the space and the
-    fidelity schedule. The engine is sklcifar.search (sklcifar.search.command).
+    Trials (Hyperband on epochs and training images by default: --pruner, --fidelity)
+    train on a stratified subset of the train split, each in a process of its own, and
+    maximise the validation accuracy (clean, with the seed's pixel noise, or their mean:
+    --objective); the best configuration is refit on the whole train split for
+    --refit-minutes (or --refit-epochs) and saved as model.joblib in --output with its
+    robustness report, best_params.json, trials.csv, summary.json and Optuna's plots. The
+    study lives in --output/study.db or in --storage (PostgreSQL for several machines);
+    rerunning resumes it, and replaces the earlier run's other outputs only with --force
+    (checked before any work). --space reads a search space from a TOML or JSON file or a
+    Python function; --show-space prints the space and the fidelity schedule. The engine
+    is sklcifar.search (sklcifar.search.command).
     """
     from .search.command import run_command
 
@@ -600,14 +602,22 @@ def _add_force_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_data_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--data", type=Path, required=True, metavar="PATH", help=what)
+def _add_source_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str, *, required: bool = True
+) -> None:
+    """--data (help ``what``) and --label-mode, on a parser or an argument group; every
+    subcommand reading CIFAR data declares them here (the search too)."""
+    parser.add_argument("--data", type=Path, required=required, metavar="PATH", help=what)
     parser.add_argument(
         "--label-mode",
         choices=("coarse", "fine"),
         default="coarse",
         help="CIFAR-100 labels: 20 superclasses or 100 classes (default: %(default)s)",
     )
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    _add_source_arguments(parser, what)
     parser.add_argument(
         "--random-state",
         type=int,

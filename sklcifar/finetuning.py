@@ -27,7 +27,7 @@ __all__ = ["initial_network"]
 
 def _init_classifier(init):
     """The fitted sklcifar classifier that ``init`` names."""
-    # persistence imports estimators, which imports this module: import it late.
+    # persistence imports base, which imports this module: import it late.
     from .persistence import final_classifier, load_model
 
     if isinstance(init, str | os.PathLike):

@@ -28,7 +28,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from .estimators import ImageClassifier
+from .base import ImageClassifier
 from .files import atomic_path
 
 __all__ = [

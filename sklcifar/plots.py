@@ -39,6 +39,39 @@ def _new_axes(ncols: int = 1, *, width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained").subplots(1, ncols)
 
 
+def _side_by_side_bars(
+    ax: Axes, positions: np.ndarray, series: Mapping[str, Sequence[float]]
+) -> None:
+    """A group of bars at each position, one bar per series (its legend label) in order."""
+    width = 0.8 / len(series)
+    for j, (label, heights) in enumerate(series.items()):
+        offset = (j - (len(series) - 1) / 2) * width
+        ax.bar(positions + offset, heights, width, label=label)
+
+
+def _label_accuracy_axes(
+    ax: Axes, labels: Sequence[str], *, ylabel: str, title: str, legend_columns: int = 1
+) -> None:
+    """Condition names under the bar groups, an accuracy axis from 0 to 1, title, legend."""
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=45, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize="small", ncols=legend_columns)
+
+
+def _accuracies(report: RobustnessReport, corruptions: Sequence[str]) -> list[float]:
+    """Clean, pixel-noise, each corruption's (mean over severities), mean-corruption accuracy."""
+    grid = report.accuracy_grid()
+    per_corruption = [np.nanmean(grid.accuracy[grid.corruptions.index(c)]) for c in corruptions]
+    return [
+        report.clean_accuracy,
+        report.noise_accuracy,
+        *per_corruption,
+        report.mean_corruption_accuracy,
+    ]
+
+
 def plot_confusion_matrix(
     y_true: ArrayLike,
     y_pred: ArrayLike,
@@ -168,10 +201,8 @@ def plot_robustness(
     grid = report.accuracy_grid()
     positions = np.arange(len(grid.corruptions))
     if by_severity:
-        width = 0.8 / len(grid.severities)
-        for j, severity in enumerate(grid.severities):
-            offset = (j - (len(grid.severities) - 1) / 2) * width
-            ax.bar(positions + offset, grid.accuracy[:, j], width, label=f"severity {severity}")
+        by_level = {f"severity {s}": grid.accuracy[:, j] for j, s in enumerate(grid.severities)}
+        _side_by_side_bars(ax, positions, by_level)
     else:
         ax.bar(positions, np.nanmean(grid.accuracy, axis=1), 0.7, color="tab:gray")
     references = (
@@ -181,11 +212,13 @@ def plot_robustness(
     )
     for value, label, color, style in references:
         ax.axhline(value, color=color, linestyle=style, label=f"{label}: {value:.3f}")
-    ax.set_xticks(positions, grid.corruptions, rotation=45, ha="right")
-    ax.set_ylabel("accuracy" + ("" if by_severity else " (mean over severities)"))
-    ax.set_ylim(0, 1)
-    ax.set_title(f"Accuracy under corruptions ({report.n_images} images)")
-    ax.legend(fontsize="small", ncols=2)
+    _label_accuracy_axes(
+        ax,
+        grid.corruptions,
+        ylabel="accuracy" + ("" if by_severity else " (mean over severities)"),
+        title=f"Accuracy under corruptions ({report.n_images} images)",
+        legend_columns=2,
+    )
     return ax
 
 
@@ -227,24 +260,14 @@ def plot_robustness_comparison(
     ax = _new_axes(width=12, height=5) if ax is None else ax
     corruptions = next(iter(reports.values())).accuracy_grid().corruptions
     labels = ["clean", "pixel noise", *corruptions, "mean corruption"]
-    positions = np.arange(len(labels))
-    width = 0.8 / len(reports)
-    for j, (name, report) in enumerate(reports.items()):
-        grid = report.accuracy_grid()
-        per_corruption = [np.nanmean(grid.accuracy[grid.corruptions.index(c)]) for c in corruptions]
-        values = [
-            report.clean_accuracy,
-            report.noise_accuracy,
-            *per_corruption,
-            report.mean_corruption_accuracy,
-        ]
-        offset = (j - (len(reports) - 1) / 2) * width
-        ax.bar(positions + offset, values, width, label=name)
-    ax.set_xticks(positions, labels, rotation=45, ha="right")
-    ax.set_ylabel("accuracy (corruptions: mean over severities)")
-    ax.set_ylim(0, 1)
-    ax.set_title("Robustness of the models side by side")
-    ax.legend(fontsize="small")
+    by_model = {name: _accuracies(report, corruptions) for name, report in reports.items()}
+    _side_by_side_bars(ax, np.arange(len(labels)), by_model)
+    _label_accuracy_axes(
+        ax,
+        labels,
+        ylabel="accuracy (corruptions: mean over severities)",
+        title="Robustness of the models side by side",
+    )
     return ax
 
 

@@ -40,8 +40,9 @@ import sklearn
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
-from .estimators import ImageClassifier, VersionMismatchWarning, library_versions
+from .base import ImageClassifier
 from .files import atomic_path
+from .versions import VersionMismatchWarning, library_versions, version_differences
 
 __all__ = ["FORMAT", "SUFFIX", "load_safe", "save_safe"]
 
@@ -272,14 +273,12 @@ def _restore_classifier(classifier: ImageClassifier, network: keras.Model) -> No
 
 
 def _warn_on_other_versions(saved: dict, classifier: ImageClassifier) -> None:
-    current = library_versions()
-    differ = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
-    if differ:
-        listing = ", ".join(f"{k} {a} (now {b})" for k, (a, b) in differ.items())
+    listing = version_differences(saved)
+    if listing:
         warnings.warn(
             f"This model was saved with {listing}; predictions may differ. Refit it, or "
             "install the versions it was saved with.",
             VersionMismatchWarning,
             stacklevel=3,
         )
-    classifier._saved_versions = {k: saved.get(k) for k in current}
+    classifier._saved_versions = {k: saved.get(k) for k in library_versions()}

@@ -6,7 +6,13 @@ import pytest
 from keras import layers, models
 
 from sklcifar import ConvNetClassifier
-from sklcifar.architectures import CONVNET_PRESETS, build_convnet, kernel_sizes
+from sklcifar.architectures import (
+    CONVNET_PRESETS,
+    build_convnet,
+    build_fastnet,
+    build_resnet,
+    kernel_sizes,
+)
 
 
 def preset_model(name, n_classes=20):
@@ -186,3 +192,64 @@ def test_dropout_placement(placement, expected):
     assert {
         layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)
     } == expected
+
+
+# ------------------------------------------------------------- residual families' design
+def _seeded(build, **params):
+    keras.utils.set_random_seed(0)
+    return build((16, 16, 1), 3, **params)
+
+
+@pytest.mark.parametrize(
+    ("build", "params", "n_params", "weight_sum", "outputs"),
+    [
+        # Taken from the builders before kernel_order and dropout existed.
+        (
+            build_fastnet,
+            {"width": 4},
+            26324,
+            1768.6512,
+            [[0.338952, 0.325324, 0.335725], [0.339815, 0.324500, 0.335685]],
+        ),
+        (
+            build_resnet,
+            {"depth": 8, "width": 4},
+            5095,
+            572.64663,
+            [[0.333859, 0.343947, 0.322194], [0.327800, 0.347137, 0.325063]],
+        ),
+    ],
+)
+def test_residual_defaults_keep_the_networks_they_had(build, params, n_params, weight_sum, outputs):
+    model = _seeded(build, **params)
+    assert model.count_params() == n_params
+    assert not any(isinstance(layer, layers.Dropout) for layer in model.layers)
+    weights = sum(float(np.abs(w.numpy()).sum()) for w in model.weights)
+    assert weights == pytest.approx(weight_sum, rel=1e-6)  # same layers, same seeded draws
+    images = np.random.default_rng(0).random((2, 16, 16, 1)).astype("float32")
+    np.testing.assert_allclose(model(images, training=False), outputs, atol=1e-5)
+    explicit = _seeded(build, **params, kernel_order="constant", dropout=0.0)
+    np.testing.assert_array_equal(explicit(images), model(images))
+    # The full-size defaults: FastNet width 16, ResNet-20.
+    assert build_fastnet((32, 32, 1), 10).count_params() == 413776
+    assert build_resnet((32, 32, 1), 10).count_params() == 273370
+
+
+def test_residual_kernel_order_and_head_dropout():
+    fastnet = build_fastnet((16, 16, 1), 3, width=4, kernel_order="decreasing", dropout=0.3)
+    sizes = {n: fastnet.get_layer(n).kernel_size[0] for n in ("prep_conv", "layer1_res2_conv")}
+    assert sizes == {"prep_conv": 4, "layer1_res2_conv": 4}
+    assert fastnet.get_layer("layer2_conv").kernel_size == (3, 3)
+    assert fastnet.get_layer("layer3_res1_conv").kernel_size == (2, 2)
+    assert fastnet.get_layer("head_dropout").rate == 0.3
+    names = [layer.name for layer in fastnet.layers]
+    assert names.index("pool") + 1 == names.index("head_dropout") == names.index("logits") - 1
+    resnet = build_resnet((16, 16, 1), 3, depth=14, width=4, kernel_order="increasing")
+    assert resnet.get_layer("stem_conv").kernel_size == (2, 2)
+    assert resnet.get_layer("stage2_block2_conv1").kernel_size == (3, 3)
+    assert resnet.get_layer("stage3_block1_shortcut").kernel_size == (1, 1)
+    assert resnet.get_layer("stage3_block2_conv2").kernel_size == (4, 4)
+    with pytest.raises(ValueError, match=r"needs 3 positive integers \(one per stage\)"):
+        build_fastnet((16, 16, 1), 3, kernel_order=(3, 3))
+    with pytest.raises(ValueError, match="dropout must be a rate in"):
+        build_resnet((16, 16, 1), 3, dropout=1.0)

@@ -293,16 +293,30 @@ def test_joblib_round_trip_in_a_fresh_process(tmp_path):
 
 
 def test_loading_under_other_versions_warns(tmp_path, monkeypatch):
-    import sklcifar.estimators as estimators
+    from sklcifar import versions
 
     X, y = blobs()
     clf = tiny().fit(X, y)
-    real = estimators.library_versions()
-    monkeypatch.setattr(estimators, "library_versions", lambda: {**real, "keras": "2.0.0"})
+    real = versions.library_versions()
+    monkeypatch.setattr(versions, "library_versions", lambda: {**real, "keras": "2.0.0"})
     joblib.dump(clf, tmp_path / "old.joblib")
-    monkeypatch.setattr(estimators, "library_versions", lambda: real)
+    monkeypatch.setattr(versions, "library_versions", lambda: real)
     with pytest.warns(VersionMismatchWarning, match="keras 2.0.0"):
         loaded = joblib.load(tmp_path / "old.joblib")
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
+def test_models_saved_before_a_parameter_existed_take_its_default(tmp_path):
+    # FastNet's dropout and kernel_order came after models had been saved without them.
+    X, y = blobs()
+    clf = FastNetClassifier(width=4, epochs=1, random_state=0).fit(X, y)
+    state = clf.__getstate__()
+    del state["dropout"], state["kernel_order"]
+    loaded = FastNetClassifier.__new__(FastNetClassifier)
+    loaded.__setstate__(state)
+    assert loaded.get_params()["dropout"] == 0.0
+    assert loaded.get_params()["kernel_order"] == "constant"
+    assert clone(loaded).get_params() == clone(clf).get_params()
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
 
 
@@ -433,3 +447,17 @@ def test_jit_compile_and_weight_averaging_reach_the_keras_model(monkeypatch):
     assert clf.predict(X[:2]).shape == (2,)
     with pytest.raises(ValueError, match="jit_compile"):
         ConvNetClassifier(jit_compile="yes").fit(X, y)
+
+
+@pytest.mark.parametrize("family", ["fastnet", "resnet"])
+def test_residual_families_take_kernel_order_and_dropout(family):
+    X, y = blobs(size=16)
+    clf = FAMILIES[family](kernel_order=[2, 3, 4], dropout=0.25, random_state=0).fit(X, y)
+    assert clf.model_.get_layer("head_dropout").rate == 0.25
+    assert clf.predict(X[:2]).shape == (2,)
+    with pytest.raises(ValueError, match="kernel_order as explicit sizes needs 3"):
+        FAMILIES[family](kernel_order=[3, 3]).fit(X, y)
+    with pytest.raises(ValueError, match="'dropout' parameter"):
+        FAMILIES[family](dropout=1.5).fit(X, y)
+    with pytest.raises(ValueError, match="'kernel_order' parameter"):
+        FAMILIES[family](kernel_order="random").fit(X, y)

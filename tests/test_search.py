@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import optuna
 import pytest
@@ -29,6 +30,7 @@ from sklcifar.search import (
     best_estimator_params,
     build_pipeline,
     check_storage_url,
+    data_schedule,
     describe_fidelity,
     make_pruner,
     open_storage,
@@ -37,6 +39,7 @@ from sklcifar.search import (
     suggest_params,
     write_search_report,
 )
+from sklcifar.search.fidelity import fit_in_stages
 
 REPO = Path(__file__).resolve().parents[1]
 # Parameters that keep every trial tiny, and on the seed's recipe (batch 32 or more).
@@ -137,7 +140,10 @@ def test_run_search_refit_and_report(images, tmp_path):
     assert 1 <= best.user_attrs["best_epoch"] <= 2
     assert best.value == max(best.intermediate_values.values())
     assert best.user_attrs["train_images"] == 54 and best.user_attrs["epoch_seconds"] > 0
-    assert study.user_attrs["fidelity"]["text"] == "none: every trial runs 2 epochs"
+    assert study.user_attrs["fidelity"]["text"].splitlines() == [
+        "none: every trial runs 2 epochs",
+        "training images: all of them in every epoch (the none pruner judges at no rungs)",
+    ]
 
     family, params = best_estimator_params(study)
     assert {k: params[k] for k in TINY} == TINY
@@ -211,6 +217,7 @@ def test_run_search_timeout_stops_starting_trials(images):
         ({"epochs": 0}, "epochs must be at least 1"),
         ({"timeout": 0}, "timeout must be positive"),
         ({"pruner": "asha"}, "pruner must be one of"),
+        ({"fidelity": "images"}, "fidelity must be one of"),
         ({"objective": "robust"}, "objective must be one of"),
         ({"max_retry": -1}, "max_retry must be >= 0"),
         ({"families": ["resnet50"]}, "cannot be searched"),
@@ -391,3 +398,67 @@ def test_check_storage_url_errors(tmp_path, url, error, match):
 def test_check_storage_url_accepts_sqlite_and_writes_nothing(tmp_path):
     check_storage_url(f"sqlite:///{tmp_path / 'study.db'}")
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------- data fidelity
+def test_data_schedule_follows_the_first_brackets_rungs():
+    assert data_schedule("hyperband", 9) == [[2, 9], [4, 3], [3, 1]]
+    assert data_schedule("halving", 6) == [[2, 3], [4, 1]]
+    assert data_schedule("hyperband", 2) == [[2, 1]]  # no rung before the last epoch
+    assert data_schedule("hyperband", 9, "epochs") == [[9, 1]]
+    assert data_schedule("median", 9) == data_schedule("none", 9) == [[9, 1]]
+    with pytest.raises(ValueError, match="fidelity must be one of"):
+        data_schedule("hyperband", 9, "images")
+    text = describe_fidelity("hyperband", 9)["text"].splitlines()[1]
+    assert text == (
+        "training images grow at the rungs: epochs 1-2 on 1/9, epochs 3-6 on 1/3, "
+        "epochs 7-9 on all of a trial's images"
+    )
+    epochs_only = describe_fidelity("hyperband", 9, "epochs")["text"]
+    assert "all of them in every epoch (fidelity epochs)" in epochs_only
+
+
+class _StepsAndRates(keras.callbacks.Callback):
+    """Records the training steps of each epoch and the learning rate of each step."""
+
+    def on_train_begin(self, logs=None):
+        self.steps = getattr(self, "steps", [])
+        self.rates = getattr(self, "rates", [])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.steps.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps[-1] += 1
+        self.rates.append(float(self.model.optimizer.learning_rate))
+
+
+def test_fit_in_stages_grows_nested_training_images_and_plans_one_schedule(images):
+    X, y = images  # 54 training and 6 validation images in 3 classes
+    record = _StepsAndRates()
+    fast = {**TINY, "training": "fast", "batch_size": 8, "learning_rate": 0.1}
+    pipeline = build_pipeline("convnet", fast, random_state=0, callbacks=[record])
+    images_per_epoch = fit_in_stages(pipeline, X, y, [[2, 3], [4, 1]], random_state=0)
+    assert images_per_epoch == [18, 18, 54, 54, 54, 54]
+    assert record.steps == [3, 3, 7, 7, 7, 7]  # ceil(images / 8): what it trained on
+    clf = pipeline.named_steps["classifier"]
+    assert len(clf.history_["val_accuracy"]) == 6  # one network, validated every epoch
+    # Warm-up over the first 2 epochs' 6 steps, then linear decay to zero over all 34.
+    rates = np.array(record.rates)
+    assert rates[0] == pytest.approx(0.01) and rates.argmax() == 6
+    assert rates[-1] == pytest.approx(0.1 / 28) and np.all(np.diff(rates[6:]) < 0)
+
+
+def test_search_trials_train_on_images_that_grow_at_the_rungs(images, tmp_path):
+    X, y = images
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    options = {"fixed": TINY, "epochs": 3, "pruner": "halving", "storage": url, "study_name": "s"}
+    study = run_search(X, y, n_trials=1, **options)
+    trial = study.best_trial
+    assert trial.user_attrs["images_per_epoch"] == [18, 18, 54]
+    assert study.user_attrs["search_settings"]["fidelity"] == "epochs+data"
+    assert study.user_attrs["fidelity"]["data_stages"] == [[2, 3], [1, 1]]
+    assert list(trial.intermediate_values) == [1, 2, 3]
+    with pytest.raises(ValueError, match="another fidelity .*'epochs\\+data', now 'epochs'"):
+        run_search(X, y, n_trials=2, fidelity="epochs", **options)
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 1

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sklcifar.cli import main
+from sklcifar.cli import build_parser, main
+from sklcifar.search.command import _check_output
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--families", "convnet", "--param", "depth=2", "--param", "filters=4"]
@@ -57,11 +58,51 @@ def test_search_command_searches_refits_on_the_whole_split_and_resumes(
     assert len(list(out.glob("*.png"))) == 3  # Optuna's history and coordinates, robustness
     assert summary["robustness"]["images"] == 20
     capsys.readouterr()
-    # Rerunning resumes the study in the output folder; other settings are refused.
-    assert main([*args, "--n-trials", "2", "--search-only"]) == 0
+    # Rerunning resumes the study in the output folder, replacing the earlier outputs only
+    # with --force (checked before any work); other settings are refused.
+    written = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert main([*args, "--n-trials", "2", "--search-only"]) == 2
+    err = capsys.readouterr().err
+    assert "trials.csv already exists; refusing to overwrite it" in err and "--force" in err
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == written
+    assert main([*args, "--n-trials", "2", "--search-only", "--force"]) == 0
     assert json.loads(capsys.readouterr().out)["trials"]["complete"] == 2
-    assert main([*args, "--n-trials", "3", "--objective", "noisy"]) == 2
+    assert main([*args, "--n-trials", "3", "--objective", "noisy", "--force"]) == 2
     assert "another objective" in capsys.readouterr().err
+
+
+def test_only_the_files_a_run_would_replace_need_force(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "study.db").write_bytes(b"")  # a study is resumed without asking
+    (out / "model.joblib").write_bytes(b"")
+
+    def args(*extra: str) -> argparse.Namespace:
+        return build_parser().parse_args(["search", "--output", str(out), *extra])
+
+    _check_output(args("--search-only"))  # writes no model
+    with pytest.raises(FileExistsError, match="model.joblib already exists"):
+        _check_output(args())
+    _check_output(args("--force"))
+
+
+def test_search_declares_the_data_options_as_the_other_subcommands():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+    def option(command: str, flag: str) -> argparse.Action:
+        actions = commands.choices[command]._actions
+        return next(action for action in actions if flag in action.option_strings)
+
+    for flag in ("--data", "--label-mode", "--force"):
+        search, train = option("search", flag), option("train", flag)
+        assert (search.type, search.choices, search.default) == (
+            train.type,
+            train.choices,
+            train.default,
+        )
+    assert option("search", "--label-mode").help == option("train", "--label-mode").help
+    assert option("train", "--data").required and not option("search", "--data").required
 
 
 def test_refit_minutes_uses_the_time_budget(cifar10_archive, tmp_path):
@@ -79,6 +120,9 @@ def test_show_space_prints_the_space_the_fidelity_and_a_user_space(tmp_path, cap
     out = capsys.readouterr().out
     assert "kernel_order" in out and "fixed:" in out and "fastnet:" in out
     assert "judged after epochs 2, 6" in out
+    assert "fidelity: epochs+data" in out and "epochs 1-2 on 1/9, epochs 3-6 on 1/3" in out
+    assert main(["search", "--show-space", "--fidelity", "epochs"]) == 0
+    assert "all of them in every epoch (fidelity epochs)" in capsys.readouterr().out
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"resnet": {"width": {"choices": [4, 8]}}}))
     assert main(["search", "--show-space", "--space", str(space), "--families", "resnet"]) == 0

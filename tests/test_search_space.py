@@ -46,6 +46,20 @@ def test_describe_space_lists_every_parameter_once():
     assert "learning_rate" not in searched
 
 
+def test_residual_families_search_the_seed_questions_they_have():
+    every = describe_space(["convnet", "fastnet", "resnet"])  # one study compares them
+    for family in ("fastnet", "resnet"):
+        names = {param.name for param in SEARCH_SPACES[family]}
+        assert {"kernel_order", "dropout", "weight_decay"} <= names
+        trial = optuna.trial.FixedTrial({"kernel_order": "decreasing", "dropout": 0.2, "depth": 8})
+        fixed = {"width": 4, "learning_rate": 0.1, "batch_size": 128, "weight_decay": 1e-4}
+        _, params = suggest_params(trial, [family], fixed=fixed)
+        clf = make_pipeline(family, **params).named_steps["classifier"]
+        assert (clf.kernel_order, clf.dropout) == ("decreasing", 0.2)
+    assert "resnet:\n  depth              int 8..20 step 6" in every
+    assert every.count("kernel_order       one of constant, increasing, decreasing") == 3
+
+
 def test_the_builtin_space_is_a_definition_like_any_other():
     assert load_space(BUILTIN_SPACE) == json.loads(json.dumps(BUILTIN_SPACE))
     assert parse_space(BUILTIN_SPACE) == SEARCH_SPACES

@@ -1,6 +1,7 @@
 """Hyper-parameter search over sklcifar classifiers with Optuna.
 
 One module per job: ``space`` (the search-space language and the built-in spaces),
+``fidelity`` (pruners and the schedule of epochs and training images a trial gets),
 ``trial`` (one trial in a training process of its own), ``storage`` (opening Optuna
 storages), ``study`` (the study loop and its budget) and ``report`` (best parameters,
 refit, files). This package re-exports their public names.
@@ -11,9 +12,10 @@ straight into ``set_params``) and fits the grayscale pipeline in a process of it
 (TensorFlow never frees a network it trained, so memory stays flat only this way). The
 estimator holds out a stratified validation split (``StratifiedShuffleSplit``, its
 ``validation_fraction``); the validation accuracy is reported after every epoch, and the
-trial is pruned when the pruner (Hyperband by default: successive halving on epochs)
-judges it hopeless. Trials maximise clean validation accuracy, accuracy under the seed's
-pixel noise, or their mean (``objective``). The space is data (``BUILTIN_SPACE``, or a
+trial is pruned when the pruner (Hyperband by default: successive halving on epochs, the
+training images growing at the same rungs: ``fidelity``) judges it hopeless. Trials
+maximise clean validation accuracy, accuracy under the seed's pixel noise, or their mean
+(``objective``). The space is data (``BUILTIN_SPACE``, or a
 TOML/JSON file or Python function read by ``load_space``).
 
 Studies live in an Optuna RDB storage (``open_storage``): an SQLite file on one machine,
@@ -38,6 +40,7 @@ Examples
   depth              int 3..5
 """
 
+from .fidelity import FIDELITIES, PRUNERS, data_schedule, describe_fidelity, make_pruner
 from .report import best_estimator_params, refit_best, write_search_report
 from .space import (
     BUILTIN_SPACE,
@@ -51,7 +54,7 @@ from .space import (
     suggest_params,
 )
 from .storage import MAX_RETRY, check_storage_url, open_storage
-from .study import PRUNERS, describe_fidelity, make_pruner, run_search
+from .study import run_search
 from .trial import (
     OBJECTIVES,
     KerasPruningCallback,
@@ -64,6 +67,7 @@ from .trial import (
 __all__ = [
     "BUILTIN_SPACE",
     "CONVNET_SPACE",
+    "FIDELITIES",
     "MAX_RETRY",
     "OBJECTIVES",
     "PRUNERS",
@@ -76,6 +80,7 @@ __all__ = [
     "best_estimator_params",
     "build_pipeline",
     "check_storage_url",
+    "data_schedule",
     "describe_fidelity",
     "describe_space",
     "load_space",

@@ -18,6 +18,9 @@ from sklearn.metrics import accuracy_score
 
 from ..cli import (
     UsageError,
+    _add_force_argument,
+    _add_source_arguments,
+    _check_outputs,
     _fraction,
     _interactive,
     _key_value,
@@ -31,10 +34,11 @@ from ..persistence import save_model
 from ..perturbations import SEED_NOISE_FRACTION, pixel_noise
 from ..plots import plot_robustness, save_figure
 from ..robustness import evaluate_robustness
-from .report import refit_best, write_search_report
+from .fidelity import FIDELITIES, PRUNERS, describe_fidelity
+from .report import PLOTS, refit_best, write_search_report
 from .space import BUILTIN_SPACE, describe_space, load_space, parse_space
 from .storage import check_storage_url, open_storage
-from .study import PRUNERS, describe_fidelity, run_search
+from .study import run_search
 from .trial import OBJECTIVES
 
 # Sized for about 13 minutes on 2 CPU cores: 5 minutes of trials on a 4,000-image
@@ -82,6 +86,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULTS["epochs"],
         metavar="N",
         help="epochs of a trial that is never pruned (default %(default)s)",
+    )
+    budget.add_argument(
+        "--fidelity",
+        choices=FIDELITIES,
+        default=FIDELITIES[0],
+        help="what grows at the pruner's rungs: a trial's epochs and training images, or "
+        "its epochs alone (default %(default)s)",
     )
     budget.add_argument(
         "--subset",
@@ -196,27 +207,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     out = parser.add_argument_group("data and outputs")
-    out.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="CIFAR archive or folder (default: sklcifar.datasets.default_source(), "
+    _add_source_arguments(
+        out,
+        "CIFAR archive or folder (default: sklcifar.datasets.default_source(), "
         "e.g. $SKLCIFAR_DATA)",
-    )
-    out.add_argument(
-        "--label-mode",
-        choices=("coarse", "fine"),
-        default="coarse",
-        help="CIFAR-100 labels (default %(default)s)",
+        required=False,
     )
     out.add_argument(
         "--output",
         type=Path,
         default=Path(DEFAULTS["output"]),
         metavar="DIR",
-        help="folder for every output; rerunning resumes its study (default %(default)s)",
+        help="folder for every output; rerunning resumes its study, replacing the earlier "
+        "run's other outputs only with --force (default %(default)s)",
     )
+    _add_force_argument(out)
     out.add_argument(
         "--no-progress",
         dest="progress",
@@ -264,8 +269,29 @@ def show_space(args: argparse.Namespace) -> str:
     """What ``--show-space`` prints: the space, then the fidelity schedule."""
     definition = _space(args)
     text = describe_space(args.families, dict(args.fixed), parse_space(definition))
-    fidelity = describe_fidelity(args.pruner, args.epochs)
-    return f"{text}\nfidelity:\n  {fidelity['text']}\nobjective: {args.objective}"
+    schedule = describe_fidelity(args.pruner, args.epochs, args.fidelity)["text"]
+    schedule = "\n".join(f"  {line}" for line in schedule.splitlines())
+    return f"{text}\nfidelity: {args.fidelity}\n{schedule}\nobjective: {args.objective}"
+
+
+def output_files(args: argparse.Namespace) -> list[Path]:
+    """The files a run writes in --output besides its study (``study.db``, resumed)."""
+    names = ["trials.csv", "best_params.json"]
+    if not args.search_only:
+        names += [f"{name}.png" for name in PLOTS] + ["model.joblib", "summary.json"]
+        if args.robustness_report:
+            names += ["robustness.csv", "robustness.md", "robustness.png"]
+    return [args.output / name for name in names]
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an --output that is a file, or one holding files this run
+    would write, unless --force (as every subcommand does); the study in it is resumed
+    without asking."""
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output {str(args.output)!r} is a file; give a folder")
+    if args.output.is_dir():
+        _check_outputs(args, *output_files(args))
 
 
 def score_test_split(model, X, y, *, noise_fraction: float, seed: int) -> dict[str, float]:
@@ -317,8 +343,7 @@ def run(args: argparse.Namespace) -> dict:
     """
     started = time.monotonic()
     definition = _space(args)
-    if args.output.exists() and not args.output.is_dir():
-        raise UsageError(f"--output {str(args.output)!r} is a file; give a folder")
+    _check_output(args)
     if args.storage is not None:
         check_storage_url(args.storage)
     source = args.data or default_source()
@@ -348,6 +373,7 @@ def run(args: argparse.Namespace) -> dict:
         epochs=args.epochs,
         timeout=args.timeout,
         pruner=args.pruner,
+        fidelity=args.fidelity,
         storage=storage,
         study_name=args.study_name,
         seed=args.seed,

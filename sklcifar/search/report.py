@@ -100,9 +100,9 @@ def _write_trials_csv(study: optuna.Study, path: Path) -> None:
             )
 
 
-# Optuna's matplotlib plots written by write_search_report, and the complete trials each
-# needs (importances compare at least two).
-_PLOTS = {
+#: Optuna's matplotlib plots written by write_search_report, and the complete trials each
+#: needs (importances compare at least two).
+PLOTS = {
     "optimization_history": (optuna.visualization.matplotlib.plot_optimization_history, 1),
     "param_importances": (optuna.visualization.matplotlib.plot_param_importances, 2),
     "parallel_coordinate": (optuna.visualization.matplotlib.plot_parallel_coordinate, 1),
@@ -149,7 +149,7 @@ def write_search_report(
         paths["best_params"] = folder / "best_params.json"
         with atomic_write(paths["best_params"], "w", overwrite=True) as file:
             file.write(json.dumps(best, indent=2) + "\n")
-    for name, (plot, needed) in _PLOTS.items():
+    for name, (plot, needed) in PLOTS.items():
         if not plots or n_complete < needed:
             continue
         with _experimental_ok():

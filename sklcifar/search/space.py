@@ -135,6 +135,13 @@ _FAST_TRAINING = {
     "weight_decay": {"float": [1e-5, 1e-3], "log": True},
 }
 _WIDTH = {"width": {"choices": [8, 16, 32]}}
+# The residual families answer the seed's questions where they have them, under the same
+# names as the convnet family: depth (ResNet), kernel order (per stage), dropout (one
+# rate, before the head); their L2 is the fast recipe's decoupled weight_decay.
+_RESIDUAL_DESIGN = {
+    "kernel_order": {"choices": list(KERNEL_ORDERS)},
+    "dropout": {"float": [0.0, 0.5]},
+}
 
 #: The package's search space, in the language ``parse_space`` reads.
 BUILTIN_SPACE: dict[str, dict[str, dict[str, Any]]] = {
@@ -151,8 +158,13 @@ BUILTIN_SPACE: dict[str, dict[str, dict[str, Any]]] = {
         **{name: {**spec, "when": {"training": ["fast"]}} for name, spec in _FAST_TRAINING.items()},
         NOISE_FRACTION: {"float": [0.0, 0.06]},
     },
-    "fastnet": {**_WIDTH, **_FAST_TRAINING},
-    "resnet": {"depth": {"int": [8, 20], "step": 6}, **_WIDTH, **_FAST_TRAINING},
+    "fastnet": {**_WIDTH, **_RESIDUAL_DESIGN, **_FAST_TRAINING},
+    "resnet": {
+        "depth": {"int": [8, 20], "step": 6},
+        **_WIDTH,
+        **_RESIDUAL_DESIGN,
+        **_FAST_TRAINING,
+    },
 }
 
 # Set by the search itself for every trial, so not searchable or fixable.

@@ -1,11 +1,10 @@
-"""The study loop: pruners, the trial budget shared by workers, progress, and
-``run_search``."""
+"""The study loop: the trial budget shared by workers, progress, and ``run_search``
+(the pruners and the fidelity schedule are in ``fidelity``)."""
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -17,100 +16,11 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
+from .fidelity import data_schedule, describe_fidelity, make_pruner
 from .space import BUILTIN_SPACE, _resolve_space, load_space, parse_space
 from .storage import MAX_RETRY, _experimental_ok, open_storage
 from .trial import OBJECTIVES, TrainingProcessDied
 from .trial import objective as trial_objective
-
-#: Pruner names; "hyperband" (successive halving on epochs in several brackets) is the default.
-PRUNERS = ("hyperband", "halving", "median", "none")
-#: Successive halving keeps the best 1 / REDUCTION_FACTOR of the trials at each rung.
-REDUCTION_FACTOR = 3
-#: Epochs before the first judgement: the fast recipe warms up over 2 epochs, and after
-#: one epoch every trial is still near chance, so a first rung there would prune at random.
-MIN_EPOCHS = 2
-
-
-def _min_epochs(epochs: int) -> int:
-    return min(MIN_EPOCHS, epochs)
-
-
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    """The pruner called ``name`` for trials of ``epochs`` epochs.
-
-    "hyperband" runs successive halving from ``MIN_EPOCHS`` up to ``epochs`` in several
-    brackets (each trial falls in one: the first bracket judges after 2 epochs, the next
-    after 3, ...), keeping the best third at each rung. "halving" is the first bracket
-    alone. "median" stops a trial whose accuracy is below the median of earlier trials at
-    the same epoch, from half-way on, after 3 trials ran to the end. "none" never prunes.
-    ``describe_fidelity`` spells the schedule out.
-    """
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=_min_epochs(epochs),
-            max_resource=epochs,
-            reduction_factor=REDUCTION_FACTOR,
-        )
-    if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=_min_epochs(epochs), reduction_factor=REDUCTION_FACTOR
-        )
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 2))
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ValueError(f"pruner must be one of {PRUNERS}; got {name!r}.")
-
-
-def _rungs(epochs: int, first: int) -> list[int]:
-    """Epochs at which successive halving judges a trial, from rung ``first`` on."""
-    rungs, step = [], _min_epochs(epochs) * REDUCTION_FACTOR**first
-    while step < epochs:
-        rungs.append(step)
-        step *= REDUCTION_FACTOR
-    return rungs
-
-
-def describe_fidelity(pruner: str, epochs: int) -> dict[str, Any]:
-    """The fidelity schedule of a search: which trials get how many epochs.
-
-    Returns a JSON-able dict (stored in the study's user attribute "fidelity") with the
-    pruner, the resource (epochs), its range, the rungs of each bracket and a ``text``
-    line for ``--show-space``.
-
-    Examples
-    --------
-    >>> describe_fidelity("hyperband", 9)["brackets"]
-    [[2, 6], [6]]
-    """
-    make_pruner(pruner, epochs)  # checks the name
-    fidelity: dict[str, Any] = {"pruner": pruner, "resource": "epochs", "max_epochs": epochs}
-    if pruner in ("hyperband", "halving"):
-        n_brackets = 1
-        if pruner == "hyperband":
-            # As Optuna counts them.
-            n_brackets = math.floor(math.log(epochs / _min_epochs(epochs), REDUCTION_FACTOR)) + 1
-        brackets = [_rungs(epochs, first) for first in range(n_brackets)]
-        fidelity.update(
-            min_epochs=_min_epochs(epochs), reduction_factor=REDUCTION_FACTOR, brackets=brackets
-        )
-        shown = "; ".join(
-            f"bracket {i}: "
-            + (f"judged after epochs {', '.join(map(str, rungs))}" if rungs else "never judged")
-            for i, rungs in enumerate(brackets)
-        )
-        fidelity["text"] = (
-            f"{pruner}: trials of up to {epochs} epochs; at each judging epoch a trial goes "
-            f"on only if in the best 1/{REDUCTION_FACTOR} of its bracket so far ({shown})"
-        )
-    elif pruner == "median":
-        fidelity["text"] = (
-            f"median: trials of up to {epochs} epochs; from epoch {max(1, epochs // 2)}, after "
-            "3 trials ran to the end, a trial below the median of earlier ones stops"
-        )
-    else:
-        fidelity["text"] = f"none: every trial runs {epochs} epochs"
-    return fidelity
 
 
 class _RequeueKilledTraining:
@@ -242,6 +152,7 @@ def run_search(
     epochs: int = 6,
     timeout: float | None = None,
     pruner: str = "hyperband",
+    fidelity: str = "epochs+data",
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
     seed: int = 0,
@@ -274,7 +185,11 @@ def run_search(
     timeout : float or None
         Seconds for this call; no trial starts that would likely end after it.
     pruner : {"hyperband", "halving", "median", "none"}, default="hyperband"
-        See ``make_pruner`` and ``describe_fidelity``.
+        See ``sklcifar.search.fidelity.make_pruner``.
+    fidelity : {"epochs+data", "epochs"}, default="epochs+data"
+        Whether a trial's training images grow at the pruner's rungs along with its
+        epochs, or every epoch trains on all of them (``fidelity.data_schedule``;
+        ``describe_fidelity`` spells the schedule out).
     storage : str, optuna storage or None
         A storage URL (opened with ``open_storage``: heartbeats, retries), a storage with
         heartbeats, or None for memory only.
@@ -302,7 +217,7 @@ def run_search(
     ------
     ValueError
         For invalid arguments, or a study of that name made with other settings (another
-        space, objective, pruner, epochs, families or fixed parameters; nothing is
+        space, objective, pruner, fidelity, epochs, families or fixed parameters; nothing is
         created then).
 
     Notes
@@ -325,13 +240,14 @@ def run_search(
         raise ValueError(f"timeout must be positive seconds or None; got {timeout!r}.")
     if max_retry is not None and max_retry < 0:
         raise ValueError(f"max_retry must be >= 0 or None; got {max_retry!r}.")
-    fidelity = describe_fidelity(pruner, epochs)
+    schedule = describe_fidelity(pruner, epochs, fidelity)
     settings = _jsonable(
         {
             "families": list(families),
             "epochs": epochs,
             "fixed": fixed,
             "pruner": pruner,
+            "fidelity": fidelity,
             "objective": objective,
             "space": definition,
         }
@@ -364,7 +280,7 @@ def run_search(
             "it, or choose another study name."
         )
     study.set_user_attr("search_settings", settings)
-    study.set_user_attr("fidelity", fidelity)
+    study.set_user_attr("fidelity", schedule)
     # The seed is not stored with the study: seed the sampler for this worker.
     study.sampler = optuna.samplers.TPESampler(
         seed=_sampler_seed(seed, len(study.get_trials(deepcopy=False))),
@@ -381,6 +297,7 @@ def run_search(
         random_state=seed,
         objective=objective,
         space=parsed,
+        stages=data_schedule(pruner, epochs, fidelity),
     )
     budget = _Budget(n_trials, timeout, reserve, max_retry)
     progress = _ProgressBar(study, n_trials, show_progress_bar)

@@ -30,6 +30,7 @@ from sklearn.pipeline import Pipeline
 from ..perturbations import SEED_NOISE_FRACTION, pixel_noise
 from ..pipelines import make_pipeline
 from ..transformers import PixelNoise
+from .fidelity import fit_in_stages
 from .space import NOISE_FRACTION, Param, suggest_params
 
 #: What a trial maximises, by name: the epoch-log key it reads.
@@ -70,7 +71,7 @@ class NoisyValidation(keras.callbacks.Callback):
 
     Parameters
     ----------
-    classifier : sklcifar.estimators.ImageClassifier
+    classifier : sklcifar.base.ImageClassifier
         The classifier being fitted (with a validation split).
     fraction : float, default=SEED_NOISE_FRACTION
     random_state : int, default=0
@@ -104,7 +105,8 @@ class NoisyValidation(keras.callbacks.Callback):
 class KerasPruningCallback(keras.callbacks.Callback):
     """Report a validation metric to an Optuna trial after each epoch; prune when told.
 
-    Steps are epochs completed (1, 2, ...), the resource Hyperband counts.
+    Steps are epochs completed (1, 2, ...), the resource Hyperband counts, over all the
+    fits the callback sees (a trial trained in stages, ``fidelity.fit_in_stages``).
 
     Parameters
     ----------
@@ -117,6 +119,7 @@ class KerasPruningCallback(keras.callbacks.Callback):
         super().__init__()
         self.trial = trial
         self.monitor = monitor
+        self.step = 0
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -126,9 +129,10 @@ class KerasPruningCallback(keras.callbacks.Callback):
                 f"{sorted(logs)}; is a validation split set (validation_fraction > 0)?"
             )
         value = float(logs[self.monitor])
-        self.trial.report(value, step=epoch + 1)
+        self.step += 1
+        self.trial.report(value, step=self.step)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"{self.monitor}={value:.4f} after epoch {epoch + 1}")
+            raise optuna.TrialPruned(f"{self.monitor}={value:.4f} after epoch {self.step}")
 
 
 class _ParentTrial:
@@ -157,24 +161,22 @@ def _train(conn, family: str, params: dict, settings: dict, X, y) -> None:
     try:
         objective = settings["objective"]
         pruning = KerasPruningCallback(_ParentTrial(conn), monitor=OBJECTIVES[objective])
+        seed = settings["random_state"] or 0
         pipeline = build_pipeline(
-            family,
-            params,
-            epochs=settings["epochs"],
-            random_state=settings["random_state"],
-            callbacks=[pruning],
+            family, params, random_state=settings["random_state"], callbacks=[pruning]
         )
         classifier = pipeline.named_steps["classifier"]
         if objective != "accuracy":
-            noisy = NoisyValidation(classifier, random_state=settings["random_state"] or 0)
+            noisy = NoisyValidation(classifier, random_state=seed)
             classifier.set_params(callbacks=[noisy, pruning])
         start = time.monotonic()
-        pipeline.fit(X, y)
+        images = fit_in_stages(pipeline, X, y, settings["stages"], random_state=seed)
         seconds = time.monotonic() - start
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         facts = {
             "peak_memory_mib": round(peak_mib),
             "train_images": int(classifier.n_train_),
+            "images_per_epoch": [int(n) for n in images],
             "epoch_seconds": seconds / len(classifier.history_["loss"]),
         }
         conn.send(("done", classifier.history_, facts))
@@ -283,6 +285,7 @@ def objective(
     random_state: int | None = 0,
     objective: str = "accuracy",
     space: Mapping[str, tuple[Param, ...]] | None = None,
+    stages: Sequence[Sequence[int]] | None = None,
 ) -> float:
     """Fit one suggested pipeline and return its best validation score.
 
@@ -295,7 +298,8 @@ def objective(
     The trial's user attributes record the ``classifier`` family, its
     ``estimator_params``, the ``best_epoch``, the validation accuracy clean and noisy at
     that epoch, the ``worker`` (host and process), the training process's
-    ``peak_memory_mib``, ``train_images`` and ``epoch_seconds`` (for sizing a refit).
+    ``peak_memory_mib``, ``train_images`` (in the last epoch), ``images_per_epoch`` and
+    ``epoch_seconds`` (the mean, for sizing a refit).
 
     Parameters
     ----------
@@ -310,6 +314,9 @@ def objective(
         Seeds the validation split, weights, shuffling and the validation noise.
     objective : {"accuracy", "noisy", "balanced"}, default="accuracy"
         See ``OBJECTIVES``.
+    stages : sequence of [epochs, divisor] or None
+        The data schedule (``sklcifar.search.fidelity.data_schedule``), its epochs adding
+        up to ``epochs``; None trains every epoch on all images.
 
     Returns
     -------
@@ -324,12 +331,15 @@ def objective(
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}; got {objective!r}.")
+    stages = [[epochs, 1]] if stages is None else [list(stage) for stage in stages]
+    if sum(n for n, _ in stages) != epochs:
+        raise ValueError(f"stages {stages} must add up to epochs={epochs} epochs.")
     family, params = suggest_params(trial, families, fixed, space)
     trial.set_user_attr("classifier", family)
     trial.set_user_attr("estimator_params", params)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     trial.set_user_attr("training_exitcode", None)
-    settings = {"objective": objective, "epochs": epochs, "random_state": random_state}
+    settings = {"objective": objective, "stages": stages, "random_state": random_state}
     history, facts = _fit_in_process(trial, family, params, settings, X, y)
     for name, value in facts.items():
         trial.set_user_attr(name, value)
