@@ -105,8 +105,9 @@ class ImageClassifier(KerasClassifier):
         restored. ``None`` takes the recipe's value: 10 in the seed's recipe, none in the
         fast recipe, whose schedule decides when to stop (validation is still recorded).
     precision : {"auto", "float32", "bfloat16"}, default="auto"
-        "auto" uses bf16 mixed precision where the CPU has native bf16 (AVX-512 BF16/AMX);
-        the environment variable ``SKLCIFAR_PRECISION=float32`` turns that off.
+        "auto" uses bf16 mixed precision where the CPU has AMX, the only CPUs where it
+        trained faster than float32 (not on AVX-512 BF16 alone); the environment variable
+        ``SKLCIFAR_PRECISION=float32`` turns that off.
     time_budget : float or None
         Seconds the whole ``fit`` may take. The estimator times its first training steps and
         plans the number of epochs (re-planned every epoch) so that the whole learning-rate

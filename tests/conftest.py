@@ -19,6 +19,7 @@ using ``tmp_path_factory``) can build archives too; test modules should use the 
 from __future__ import annotations
 
 import itertools
+import os
 import pickle
 import shutil
 import signal
@@ -39,10 +40,10 @@ from sklcifar.datasets import load_cifar
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests marked ``bf16`` where precision="auto" would not pick bf16: a CPU without
-    native bf16, or SKLCIFAR_PRECISION=float32 (which makes any machine test as an
-    AVX2-only one does)."""
-    if training.auto_precision() == "bfloat16":
+    """Skip tests marked ``bf16`` on a CPU without native bf16 (emulated bf16 is very slow),
+    or with SKLCIFAR_PRECISION=float32 (which makes any machine test as an AVX2-only one
+    does)."""
+    if training.cpu_supports_bf16() and os.environ.get(training.PRECISION_ENV) != "float32":
         return
     skip = pytest.mark.skip(
         reason="no native bf16 on this CPU (AVX-512 BF16 / AMX), or SKLCIFAR_PRECISION=float32"

@@ -25,7 +25,13 @@ def test_model_and_flags_come_from_cpuinfo(monkeypatch):
 
 def test_bf16_detection_reads_the_same_flags(monkeypatch):
     monkeypatch.setattr(machine, "_cpuinfo", lambda: "flags\t: avx2 avx512f amx_bf16 amx_tile\n")
+    assert training.cpu_supports_bf16.__wrapped__() and training.cpu_has_amx.__wrapped__()
+
+
+def test_avx512_bf16_without_amx_trains_in_float32_by_default(monkeypatch):
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: "flags\t: avx2 avx512f avx512_bf16\n")
     assert training.cpu_supports_bf16.__wrapped__()
+    assert not training.cpu_has_amx.__wrapped__()
 
 
 def test_no_cpuinfo_means_no_flags(monkeypatch):

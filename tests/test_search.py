@@ -31,10 +31,12 @@ from sklcifar.search import (
     build_pipeline,
     check_storage_url,
     data_schedule,
+    default_trial,
     describe_fidelity,
     make_pruner,
     open_storage,
     refit_best,
+    refit_trial,
     run_search,
     suggest_params,
     write_search_report,
@@ -131,6 +133,15 @@ def test_pruning_callback_needs_a_validation_metric(images):
 
 
 # ----------------------------------------------------------------------------- search
+def test_a_new_study_tries_the_default_classifier_first(images):
+    X, y = images
+    study = run_search(X, y, families=["convnet", "fastnet"], n_trials=1, epochs=1, seed=0)
+    (first,) = study.get_trials()
+    assert first.params == default_trial(["convnet", "fastnet"])
+    assert first.user_attrs["start"] == "default"
+    assert first.user_attrs["classifier"] == "fastnet"
+
+
 def test_run_search_refit_and_report(images, tmp_path):
     X, y = images
     study = run_search(X, y, fixed=TINY, n_trials=2, epochs=2, pruner="none", seed=0)
@@ -462,3 +473,32 @@ def test_search_trials_train_on_images_that_grow_at_the_rungs(images, tmp_path):
     with pytest.raises(ValueError, match="another fidelity .*'epochs\\+data', now 'epochs'"):
         run_search(X, y, n_trials=2, fidelity="epochs", **options)
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 1
+
+
+def _finished_trial(value, images_per_second, number):
+    return optuna.trial.create_trial(
+        value=value,
+        params={},
+        distributions={},
+        user_attrs={
+            "classifier": "fastnet",
+            "estimator_params": {"number": number},
+            "images_per_epoch": [1000, 1000],
+            "epoch_seconds": 1000 / images_per_second,
+            "best_epoch": 2,
+        },
+    )
+
+
+def test_a_timed_refit_trains_the_best_configuration_the_budget_can_train():
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("search_settings", {"epochs": 6})
+    study.add_trial(_finished_trial(0.60, images_per_second=100, number=0))  # best, slow
+    study.add_trial(_finished_trial(0.55, images_per_second=1000, number=1))
+    study.add_trial(_finished_trial(0.40, images_per_second=5000, number=2))
+    # 60 s at 1,000 images/s is 6 epochs of 10,000 images; at 100 images/s 0.6.
+    assert refit_trial(study, n_images=10_000, time_budget=60).number == 1
+    assert refit_trial(study, n_images=10_000, time_budget=600).number == 0
+    assert refit_trial(study, n_images=10_000).number == 0  # epochs, not time: the best
+    # No configuration trains 3 epochs in 1 s: the best trial.
+    assert refit_trial(study, n_images=10_000, time_budget=1).number == 0

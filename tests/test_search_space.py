@@ -16,6 +16,7 @@ from sklcifar.search import (
     SEARCH_SPACES,
     Param,
     SpaceError,
+    default_trial,
     describe_space,
     load_space,
     parse_space,
@@ -166,3 +167,25 @@ def test_bad_space_sources(tmp_path):
         load_space("json:nope")
     with pytest.raises(SpaceError, match="expected a .toml or .json file"):
         load_space("space.yaml")
+
+
+def test_default_trial_is_the_default_classifier_in_the_space():
+    start = default_trial(["convnet", "fastnet"])
+    assert start == {
+        "classifier": "fastnet",
+        "width": 16,
+        "kernel_order": "constant",
+        "dropout": 0.0,
+        "fast_learning_rate": 0.2,
+        "fast_batch_size": 512,
+        "weight_decay": 0.0005,
+    }
+    assert "classifier" not in default_trial(["fastnet"])
+    # A fixed parameter is not searched, so the default trial leaves it out.
+    assert "width" not in default_trial(["fastnet"], fixed={"width": 8})
+
+
+def test_no_default_trial_outside_the_space():
+    assert default_trial(["convnet"]) is None  # the default family is not searched
+    narrow = parse_space({"fastnet": {"width": {"choices": [8, 32]}}})
+    assert default_trial(["fastnet"], space=narrow) is None

@@ -41,13 +41,20 @@ Examples
 """
 
 from .fidelity import FIDELITIES, PRUNERS, data_schedule, describe_fidelity, make_pruner
-from .report import best_estimator_params, refit_best, write_search_report
+from .report import (
+    best_estimator_params,
+    estimated_refit_epochs,
+    refit_best,
+    refit_trial,
+    write_search_report,
+)
 from .space import (
     BUILTIN_SPACE,
     CONVNET_SPACE,
     SEARCH_SPACES,
     Param,
     SpaceError,
+    default_trial,
     describe_space,
     load_space,
     parse_space,
@@ -81,14 +88,17 @@ __all__ = [
     "build_pipeline",
     "check_storage_url",
     "data_schedule",
+    "default_trial",
     "describe_fidelity",
     "describe_space",
+    "estimated_refit_epochs",
     "load_space",
     "make_pruner",
     "objective",
     "open_storage",
     "parse_space",
     "refit_best",
+    "refit_trial",
     "run_search",
     "suggest_params",
     "write_search_report",

@@ -35,7 +35,7 @@ from ..perturbations import SEED_NOISE_FRACTION, pixel_noise
 from ..plots import plot_robustness, save_figure
 from ..robustness import evaluate_robustness
 from .fidelity import FIDELITIES, PRUNERS, describe_fidelity
-from .report import PLOTS, refit_best, write_search_report
+from .report import PLOTS, estimated_refit_epochs, refit_best, refit_trial, write_search_report
 from .space import BUILTIN_SPACE, describe_space, load_space, parse_space
 from .storage import check_storage_url, open_storage
 from .study import run_search
@@ -401,6 +401,7 @@ def run(args: argparse.Namespace) -> dict:
 
     X_all, y_all = train.images, train.target
     budget = None if args.refit_epochs else args.refit_minutes * 60
+    chosen = refit_trial(study, n_images=len(y_all), time_budget=budget)
     refit_start = time.monotonic()
     model = refit_best(
         study,
@@ -409,6 +410,7 @@ def run(args: argparse.Namespace) -> dict:
         epochs=args.refit_epochs,
         time_budget=budget,
         random_state=args.seed,
+        trial=chosen,
     )
     refit_seconds = time.monotonic() - refit_start
     epochs = len(model.named_steps["classifier"].history_["loss"])
@@ -424,7 +426,17 @@ def run(args: argparse.Namespace) -> dict:
             "classifier": best.user_attrs["classifier"],
             "params": best.user_attrs["estimator_params"],
         },
-        refit={"images": len(y_all), "epochs": epochs, "seconds": round(refit_seconds, 1)},
+        refit={
+            "trial": chosen.number,
+            "classifier": chosen.user_attrs["classifier"],
+            "params": chosen.user_attrs["estimator_params"],
+            "estimated_epochs": None
+            if budget is None
+            else round(estimated_refit_epochs(chosen, len(y_all), budget), 1),
+            "images": len(y_all),
+            "epochs": epochs,
+            "seconds": round(refit_seconds, 1),
+        },
         test_accuracy=score_test_split(
             model, test.images, test.target, noise_fraction=args.noise_fraction, seed=args.seed
         ),

@@ -10,23 +10,58 @@ from typing import Any
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sklearn.pipeline import Pipeline
 
 from ..files import atomic_path, atomic_write
 from .storage import _experimental_ok
 from .trial import build_pipeline
 
+#: A time-budgeted refit trains a configuration for at least this share of the epochs its
+#: trial had: with fewer passes it is no longer the model the trials judged (a wide network
+#: that won after 6 epochs on a subset may get one epoch of the whole split in the budget).
+REFIT_MIN_EPOCH_SHARE = 0.5
 
-def best_estimator_params(study: optuna.Study) -> tuple[str, dict[str, Any]]:
-    """The best trial's classifier family and parameters (fixed ones included).
+
+def best_estimator_params(
+    study: optuna.Study, trial: FrozenTrial | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The classifier family and parameters (fixed ones included) of ``trial``, by default
+    the best trial.
 
     ``sklcifar.search.trial.build_pipeline(family, params)`` takes them as they are;
     without a ``noise_fraction`` so do ``make_pipeline(family, **params)`` and
     ``set_params(**params)``.
     """
-    trial = study.best_trial
+    trial = study.best_trial if trial is None else trial
     return trial.user_attrs["classifier"], dict(trial.user_attrs["estimator_params"])
+
+
+def estimated_refit_epochs(trial: FrozenTrial, n_images: int, time_budget: float) -> float:
+    """Epochs over ``n_images`` that ``time_budget`` seconds give ``trial``'s configuration,
+    at the training speed its trial measured (start-up included, so an underestimate)."""
+    images = trial.user_attrs["images_per_epoch"]
+    seconds = trial.user_attrs["epoch_seconds"] * len(images)
+    return time_budget * sum(images) / seconds / n_images
+
+
+def refit_trial(
+    study: optuna.Study, *, n_images: int | None = None, time_budget: float | None = None
+) -> FrozenTrial:
+    """The trial whose configuration a refit should train.
+
+    The best trial, unless the refit has a time budget: then the best complete trial that
+    the budget trains for at least ``REFIT_MIN_EPOCH_SHARE`` of the study's trial epochs
+    over ``n_images`` (``estimated_refit_epochs``); the best trial when none does.
+    """
+    if time_budget is None or n_images is None:
+        return study.best_trial
+    needed = REFIT_MIN_EPOCH_SHARE * study.user_attrs["search_settings"]["epochs"]
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for trial in sorted(complete, key=lambda t: t.value, reverse=True):
+        if estimated_refit_epochs(trial, n_images, time_budget) >= needed:
+            return trial
+    return study.best_trial
 
 
 def refit_best(
@@ -37,8 +72,9 @@ def refit_best(
     epochs: int | None = None,
     time_budget: float | None = None,
     random_state: int | None = 0,
+    trial: FrozenTrial | None = None,
 ) -> Pipeline:
-    """Fit the best trial's pipeline on all of X, y.
+    """Fit a trial's pipeline (by default ``refit_trial``'s choice) on all of X, y.
 
     The trials' validation images are trained on too (``validation_fraction=0``), so
     training length is set, not found by early stopping: ``time_budget`` seconds (the
@@ -56,15 +92,20 @@ def refit_best(
     time_budget : float or None
         Seconds.
     random_state : int or None
+    trial : FrozenTrial or None
+        The trial to refit; None for ``refit_trial(study, n_images=len(y),
+        time_budget=time_budget)``.
 
     Returns
     -------
     pipeline : sklearn.pipeline.Pipeline
         Fitted.
     """
-    family, params = best_estimator_params(study)
+    if trial is None:
+        trial = refit_trial(study, n_images=len(y), time_budget=time_budget)
+    family, params = best_estimator_params(study, trial)
     if epochs is None and time_budget is None:
-        epochs = study.best_trial.user_attrs["best_epoch"]
+        epochs = trial.user_attrs["best_epoch"]
     return build_pipeline(
         family,
         params,

@@ -426,6 +426,56 @@ def describe_space(
     return "\n".join(lines)
 
 
+#: The family of the package's default classifier (``pipelines.default_pipeline``).
+DEFAULT_FAMILY = "fastnet"
+
+
+def default_trial(
+    families: Sequence[str] = ("convnet",),
+    fixed: Mapping[str, Any] | None = None,
+    space: Mapping[str, tuple[Param, ...]] | None = None,
+) -> dict[str, Any] | None:
+    """The trial parameters of the package's default classifier, if the space holds them.
+
+    A search that tries the default first (``run_search`` enqueues it in a new study) ends
+    with the default configuration or with one it judged better. None when the default
+    family is not searched or a default value lies outside the space.
+
+    Returns
+    -------
+    params : dict or None
+        Under the names Optuna records, as ``suggest_params`` would suggest them.
+
+    Examples
+    --------
+    >>> from sklcifar.search.space import default_trial
+    >>> default_trial(["fastnet"])["fast_learning_rate"]
+    0.2
+    """
+    fixed = dict(fixed or {})
+    if DEFAULT_FAMILY not in families:
+        return None
+    classifier = CLASSIFIERS[DEFAULT_FAMILY]
+    # None means "the recipe's value" for a training parameter.
+    own = {name: value for name, value in classifier().get_params().items() if value is not None}
+    settings = {**classifier.recipe, **own, **fixed}
+    chosen: dict[str, Any] = {}
+    for param in _resolve_space(families, fixed, space)[DEFAULT_FAMILY]:
+        if param.when is not None:
+            other = param.when[0]
+            if chosen.get(other, settings.get(other)) not in param.when[1]:
+                continue
+        value = settings.get(param.target)
+        try:
+            inside = param.distribution._contains(param.distribution.to_internal_repr(value))
+        except (TypeError, ValueError):
+            inside = False
+        if not inside:
+            return None
+        chosen[param.name] = value
+    return chosen if len(families) == 1 else {"classifier": DEFAULT_FAMILY, **chosen}
+
+
 def suggest_params(
     trial: Trial,
     families: Sequence[str] = ("convnet",),

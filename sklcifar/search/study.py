@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from .fidelity import data_schedule, describe_fidelity, make_pruner
-from .space import BUILTIN_SPACE, _resolve_space, load_space, parse_space
+from .space import BUILTIN_SPACE, _resolve_space, default_trial, load_space, parse_space
 from .storage import MAX_RETRY, _experimental_ok, open_storage
 from .trial import OBJECTIVES, TrainingProcessDied
 from .trial import objective as trial_objective
@@ -279,6 +279,12 @@ def run_search(
             f"({shown or 'another search space'}); rerun with the stored settings to resume "
             "it, or choose another study name."
         )
+    if not study.get_trials(deepcopy=False):
+        # The default configuration first: the search then cannot end with one it judged
+        # worse than the package's default classifier.
+        start = default_trial(families, fixed, parsed)
+        if start is not None:
+            study.enqueue_trial(start, user_attrs={"start": "default"}, skip_if_exists=True)
     study.set_user_attr("search_settings", settings)
     study.set_user_attr("fidelity", schedule)
     # The seed is not stored with the study: seed the sampler for this worker.
