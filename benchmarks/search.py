@@ -1,12 +1,13 @@
 """The README's main job: ``python benchmarks/search.py`` (``sklcifar search`` plus comparisons).
 
 Runs ``sklcifar search`` with the options given (see ``sklcifar search --help``; its
-defaults: trials on a 4,000-image subset of the train split for 5 minutes, Hyperband on
-epochs and training images, then a 7-minute refit of the best configuration on the whole
-train split, tested clean and with the seed's pixel noise, with a robustness report), then
-trains each ``--compare`` baseline on the whole train split for the same total wall time
-as the search took (the classifiers' ``time_budget``) and tests it the same way, side by
-side:
+defaults: trials on a 4,000-image subset of the train split for 4 minutes, scored on
+2,000 other images, Hyperband on epochs and training images, then a 9-minute refit of the
+best configuration (the default one unless a trial beat it by more than a standard error)
+on the whole train split, tested clean and with the seed's pixel noise, with a robustness
+report), then trains each ``--compare`` baseline on the whole train split for the same
+total wall time as the search took (the classifiers' ``time_budget``) and tests it the
+same way, side by side:
 
 - ``default``: ``sklcifar.pipelines.default_pipeline()`` (FastNet, the fast recipe);
 - any ConvNetClassifier preset, e.g. ``m12`` (the seed study's best model, its recipe).

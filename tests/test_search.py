@@ -38,6 +38,7 @@ from sklcifar.search import (
     refit_best,
     refit_trial,
     run_search,
+    standard_error,
     suggest_params,
     write_search_report,
 )
@@ -475,7 +476,7 @@ def test_search_trials_train_on_images_that_grow_at_the_rungs(images, tmp_path):
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 1
 
 
-def _finished_trial(value, images_per_second, number):
+def _finished_trial(value, images_per_second, number, **user_attrs):
     return optuna.trial.create_trial(
         value=value,
         params={},
@@ -486,8 +487,48 @@ def _finished_trial(value, images_per_second, number):
             "images_per_epoch": [1000, 1000],
             "epoch_seconds": 1000 / images_per_second,
             "best_epoch": 2,
+            **user_attrs,
         },
     )
+
+
+def test_the_refit_keeps_the_default_unless_a_trial_beats_it_by_a_standard_error():
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("search_settings", {"epochs": 6})
+    # 400 validation images: the best score's standard error is sqrt(.4 * .6 / 400) = 0.0245.
+    default = {"start": "default", "validation_images": 400}
+    study.add_trial(_finished_trial(0.38, 1000, number=0, **default))
+    study.add_trial(_finished_trial(0.40, 1000, number=1, validation_images=400))
+    assert standard_error(study.best_trial) == pytest.approx(0.0245, abs=1e-4)
+    assert refit_trial(study).number == 0  # 2 points better: within one standard error
+    study.add_trial(_finished_trial(0.404, 100, number=2, validation_images=400))
+    assert refit_trial(study).number == 0  # 2.4 points: within 0.404's error (0.0245)
+    study.add_trial(_finished_trial(0.43, 100, number=3, validation_images=400))
+    assert refit_trial(study).number == 3  # 5 points better: the search found something
+    # A budget that cannot train trial 3 for 3 epochs of 10,000 images falls back to the
+    # best of those it can, and the rule again keeps the default.
+    assert refit_trial(study, n_images=10_000, time_budget=60).number == 0
+    # Without validation counts (studies of older versions) there is no error: the best.
+    old = optuna.create_study(direction="maximize")
+    old.add_trial(_finished_trial(0.38, 1000, number=0, start="default"))
+    old.add_trial(_finished_trial(0.39, 1000, number=1))
+    assert standard_error(old.best_trial) is None and refit_trial(old).number == 1
+
+
+def test_search_trials_score_on_the_validation_images_given(images, tmp_path):
+    X, y = images
+    rows = np.arange(len(y))
+    held_out = rows % 10 == 0  # 2 images of each class
+    options = {"fixed": TINY, "epochs": 1, "pruner": "none", "n_trials": 1}
+    study = run_search(X[~held_out], y[~held_out], validation=(X[held_out], y[held_out]), **options)
+    trial = study.best_trial
+    # Every image of X trains; the trial is scored on the 6 given.
+    assert (
+        trial.user_attrs["images_per_epoch"] == [54] and trial.user_attrs["validation_images"] == 6
+    )
+    study = run_search(X, y, **options)  # 10% of X held out: 6 of 60
+    assert study.best_trial.user_attrs["images_per_epoch"] == [54]
+    assert study.best_trial.user_attrs["validation_images"] == 6
 
 
 def test_a_timed_refit_trains_the_best_configuration_the_budget_can_train():

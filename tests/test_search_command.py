@@ -4,6 +4,7 @@ CIFAR-10 archives (120 train images) with tiny networks."""
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
 import json
 import sys
@@ -45,11 +46,15 @@ def test_search_command_searches_refits_on_the_whole_split_and_resumes(
 ):
     out = tmp_path / "run"
     args = ["search", "--data", str(cifar10_archive), "--subset", "100", "--epochs", "1"]
+    args += ["--validation-images", "20"]
     args += [*TINY_ARGS, "--output", str(out), "--no-progress", "--pruner", "none"]
     args += ["--refit-epochs", "1", "--objective", "balanced", "--report-images", "20"]
     assert main([*args, "--n-trials", "1"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trials"]["complete"] == 1 and summary["search_images"] == 100
+    assert summary["validation_images"] == 20
+    trials = csv.DictReader((out / "trials.csv").open())
+    assert [row["validation_images"] for row in trials] == ["20"]
     assert summary["refit"] == {**summary["refit"], "images": 120, "epochs": 1}
     assert set(summary["test_accuracy"]) == {"clean", "pixel_noise"}
     assert summary["objective"] == "balanced" and "machine" in summary
@@ -109,7 +114,7 @@ def test_refit_minutes_uses_the_time_budget(cifar10_archive, tmp_path):
     out = tmp_path / "run"
     args = ["search", "--data", str(cifar10_archive), "--subset", "all", "--epochs", "1"]
     args += [*TINY_ARGS, "--output", str(out), "--no-progress", "--n-trials", "1"]
-    args += ["--refit-minutes", "0.1", "--no-robustness-report"]
+    args += ["--refit-minutes", "0.1", "--no-robustness-report", "--validation-images", "0"]
     assert main(args) == 0
     refit = json.loads((out / "summary.json").read_text())["refit"]
     assert refit["epochs"] >= 1 and refit["seconds"] < 60
@@ -134,7 +139,7 @@ def test_show_space_prints_the_space_the_fidelity_and_a_user_space(tmp_path, cap
     [
         (["--storage", "redis://localhost/0"], "not one of Optuna's RDB storages"),
         (["--storage", "postgresql+psycopg://u:pw@127.0.0.1:1/db"], "cannot connect"),
-        (["--subset", "15"], "two images per class"),
+        (["--subset", "15", "--validation-images", "20"], "two images per class"),
         (["--families", "resnet50"], "cannot be searched"),
         (["--param", "nonsense=1"], "not parameters"),
         (["--param", "=1"], "expected KEY=VALUE"),
@@ -143,6 +148,8 @@ def test_show_space_prints_the_space_the_fidelity_and_a_user_space(tmp_path, cap
         (["--heartbeat-interval", "10", "--grace-period", "10"], "must exceed"),
         (["--n-trials", "0"], "must be a positive integer"),
         (["--timeout", "0"], "must be a positive number"),
+        (["--validation-images", "-1"], "must be 0 or a positive integer"),
+        (["--subset", "100", "--validation-images", "30"], "more than the train split's 120"),
         (["--refit-epochs", "2", "--refit-minutes", "1"], "not allowed with"),
     ],
 )

@@ -46,6 +46,7 @@ from .report import (
     estimated_refit_epochs,
     refit_best,
     refit_trial,
+    standard_error,
     write_search_report,
 )
 from .space import (
@@ -100,6 +101,7 @@ __all__ = [
     "refit_best",
     "refit_trial",
     "run_search",
+    "standard_error",
     "suggest_params",
     "write_search_report",
 ]

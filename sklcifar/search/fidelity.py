@@ -205,15 +205,21 @@ def _nested_pools(y: np.ndarray, divisors: Sequence[int], seed: int) -> list[np.
 
 
 def fit_in_stages(
-    pipeline: Pipeline, X, y, stages: Sequence[Sequence[int]], *, random_state: int = 0
+    pipeline: Pipeline,
+    X,
+    y,
+    stages: Sequence[Sequence[int]],
+    *,
+    random_state: int = 0,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[int]:
     """Fit ``pipeline`` (grayscale step first, an sklcifar classifier last) along a data
     schedule; the number of images each epoch trained on.
 
     One stage is one ordinary ``fit``. With several, the classifier holds out its
-    stratified validation split once (``validation_fraction``) and trains on growing,
-    nested, stratified shares of the other images, continuing the same network
-    (``warm_start``); its validation images stay the same. A warm-up and linear decay
+    stratified validation split once (``validation_fraction``; none with ``validation``)
+    and trains on growing, nested, stratified shares of the other images, continuing the
+    same network (``warm_start``); its validation images stay the same. A warm-up and linear decay
     (the fast recipe's) is planned over the steps of all stages together, so the learning
     rate reaches zero at the last step, as in one fit.
 
@@ -228,6 +234,8 @@ def fit_in_stages(
         See ``data_schedule``; they set the classifier's ``epochs``.
     random_state : int, default=0
         Seeds the validation split and the draw of each stage's images.
+    validation : (X_val, y_val) or None
+        Validation images (as X) and labels, instead of a split of X.
 
     Returns
     -------
@@ -236,14 +244,21 @@ def fit_in_stages(
     """
     classifier = pipeline.named_steps["classifier"]
     y = np.asarray(y)
+    if validation is None:
+        train, val = classifier._validation_split(y, random_state)
+        X_val, y_val = X[val], y[val]
+    else:
+        train, (X_val, y_val) = np.arange(len(y)), validation
+    # Validation images as the classifier sees them (grey; the noise step is training's).
+    held_out = {
+        "classifier__X_val": pipeline.named_steps["grayscale"].fit_transform(X_val),
+        "classifier__y_val": np.asarray(y_val),
+    }
     if len(stages) == 1:
         classifier.set_params(epochs=stages[0][0])
-        pipeline.fit(X, y)
+        pipeline.fit(X[train], y[train], **held_out)
         return [classifier.n_train_] * classifier.epochs_
-    train, val = classifier._validation_split(y, random_state)
     pools = [train[rows] for rows in _nested_pools(y[train], [d for _, d in stages], random_state)]
-    # Validation images as the classifier sees them (grey; the noise step is training's).
-    X_val = pipeline.named_steps["grayscale"].fit_transform(X[val])
     callbacks = list(classifier.callbacks or [])
     if classifier._setting("lr_schedule") == "warmup_linear":
         batch_size = classifier._setting("batch_size")
@@ -261,6 +276,6 @@ def fit_in_stages(
     images = []
     for stage, ((epochs, _), rows) in enumerate(zip(stages, pools, strict=True)):
         classifier.set_params(epochs=epochs, warm_start=stage > 0)
-        pipeline.fit(X[rows], y[rows], classifier__X_val=X_val, classifier__y_val=y[val])
+        pipeline.fit(X[rows], y[rows], **held_out)
         images += [classifier.n_train_] * classifier.epochs_
     return images

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -45,23 +46,43 @@ def estimated_refit_epochs(trial: FrozenTrial, n_images: int, time_budget: float
     return time_budget * sum(images) / seconds / n_images
 
 
+def standard_error(trial: FrozenTrial) -> float | None:
+    """The standard error of ``trial``'s validation score, ``sqrt(p (1 - p) / n)`` over its
+    ``n`` validation images; None when the trial did not record them."""
+    n = trial.user_attrs.get("validation_images")
+    if not n or trial.value is None:
+        return None
+    return math.sqrt(trial.value * (1 - trial.value) / n)
+
+
 def refit_trial(
     study: optuna.Study, *, n_images: int | None = None, time_budget: float | None = None
 ) -> FrozenTrial:
     """The trial whose configuration a refit should train.
 
-    The best trial, unless the refit has a time budget: then the best complete trial that
-    the budget trains for at least ``REFIT_MIN_EPOCH_SHARE`` of the study's trial epochs
-    over ``n_images`` (``estimated_refit_epochs``); the best trial when none does.
+    Among the complete trials that the refit can train (with a time budget, those the
+    budget trains for at least ``REFIT_MIN_EPOCH_SHARE`` of the study's trial epochs over
+    ``n_images``, ``estimated_refit_epochs``; else all), the best one, unless the study's
+    default trial (the package's default classifier, which the study tries first) is
+    among them and scores within one standard error of it (``standard_error``): a
+    one-standard-error rule, since a configuration judged on a small subset for a few
+    epochs must beat the default clearly to be trusted on the whole split. The best
+    trial when the budget trains none.
     """
-    if time_budget is None or n_images is None:
-        return study.best_trial
-    needed = REFIT_MIN_EPOCH_SHARE * study.user_attrs["search_settings"]["epochs"]
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    for trial in sorted(complete, key=lambda t: t.value, reverse=True):
-        if estimated_refit_epochs(trial, n_images, time_budget) >= needed:
-            return trial
-    return study.best_trial
+    if time_budget is not None and n_images is not None:
+        needed = REFIT_MIN_EPOCH_SHARE * study.user_attrs["search_settings"]["epochs"]
+        complete = [
+            t for t in complete if estimated_refit_epochs(t, n_images, time_budget) >= needed
+        ]
+    if not complete:
+        return study.best_trial
+    best = max(complete, key=lambda t: t.value)
+    default = next((t for t in complete if t.user_attrs.get("start") == "default"), None)
+    error = standard_error(best)
+    if default is not None and error is not None and best.value - default.value <= error:
+        return default
+    return best
 
 
 def refit_best(
@@ -120,6 +141,7 @@ def _write_trials_csv(study: optuna.Study, path: Path) -> None:
     trials = study.get_trials(deepcopy=False)
     names = sorted({name for t in trials for name in t.params})
     fields = ["number", "state", "value", "best_epoch", "epochs_reported", "duration_s"]
+    fields += ["validation_images"]
     fields += ["retry_of", "worker", "classifier", *(f"param_{name}" for name in names)]
     with atomic_write(path, "w", overwrite=True) as file, _experimental_ok():
         writer = csv.DictWriter(file, fieldnames=fields)
@@ -132,6 +154,7 @@ def _write_trials_csv(study: optuna.Study, path: Path) -> None:
                     "value": t.value,
                     "best_epoch": t.user_attrs.get("best_epoch"),
                     "epochs_reported": len(t.intermediate_values),
+                    "validation_images": t.user_attrs.get("validation_images"),
                     "duration_s": None if t.duration is None else t.duration.total_seconds(),
                     "retry_of": RetryHeartbeatStaleTrialCallback.retried_trial_number(t),
                     "worker": t.user_attrs.get("worker"),

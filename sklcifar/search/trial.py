@@ -150,7 +150,7 @@ class _ParentTrial:
         return self.conn.recv()
 
 
-def _train(conn, family: str, params: dict, settings: dict, X, y) -> None:
+def _train(conn, family: str, params: dict, settings: dict, X, y, validation) -> None:
     """Body of a training process: fit the pipeline, send its history or what stopped it.
 
     When the search process is gone the next message fails, and this process ends
@@ -170,7 +170,9 @@ def _train(conn, family: str, params: dict, settings: dict, X, y) -> None:
             noisy = NoisyValidation(classifier, random_state=seed)
             classifier.set_params(callbacks=[noisy, pruning])
         start = time.monotonic()
-        images = fit_in_stages(pipeline, X, y, settings["stages"], random_state=seed)
+        images = fit_in_stages(
+            pipeline, X, y, settings["stages"], random_state=seed, validation=validation
+        )
         seconds = time.monotonic() - start
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         facts = {
@@ -178,6 +180,9 @@ def _train(conn, family: str, params: dict, settings: dict, X, y) -> None:
             "train_images": int(classifier.n_train_),
             "images_per_epoch": [int(n) for n in images],
             "epoch_seconds": seconds / len(classifier.history_["loss"]),
+            "validation_images": len(validation[1])
+            if validation is not None
+            else len(classifier._validation_split(np.asarray(y), seed)[1]),
         }
         conn.send(("done", classifier.history_, facts))
     except (BrokenPipeError, ConnectionError, EOFError):
@@ -230,14 +235,14 @@ def _process_context() -> multiprocessing.context.BaseContext:
 
 
 def _fit_in_process(
-    trial: Trial, family: str, params: dict, settings: dict, X, y
+    trial: Trial, family: str, params: dict, settings: dict, X, y, validation
 ) -> tuple[dict, dict]:
     """Train in a new process, answering its reports; (history, facts about the run)."""
     context = _process_context()
     conn, child_conn = context.Pipe()
     process = context.Process(
         target=_train,
-        args=(child_conn, family, params, settings, X, y),
+        args=(child_conn, family, params, settings, X, y, validation),
         daemon=True,
     )
     process.start()
@@ -286,20 +291,22 @@ def objective(
     objective: str = "accuracy",
     space: Mapping[str, tuple[Param, ...]] | None = None,
     stages: Sequence[Sequence[int]] | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> float:
     """Fit one suggested pipeline and return its best validation score.
 
     The pipeline trains in a process of its own, so that memory stays flat over a long
     search (TensorFlow does not free the networks a process has trained); it reports to
-    ``trial`` after each epoch and stops when the trial is to be pruned. The estimator
-    holds out the same stratified validation split in every trial (same
-    ``random_state``), so trials are compared on the same images.
+    ``trial`` after each epoch and stops when the trial is to be pruned. Every trial is
+    scored on the same validation images: ``validation`` if given, else the same
+    stratified split of X (same ``random_state``).
 
     The trial's user attributes record the ``classifier`` family, its
     ``estimator_params``, the ``best_epoch``, the validation accuracy clean and noisy at
     that epoch, the ``worker`` (host and process), the training process's
-    ``peak_memory_mib``, ``train_images`` (in the last epoch), ``images_per_epoch`` and
-    ``epoch_seconds`` (the mean, for sizing a refit).
+    ``peak_memory_mib``, ``train_images`` (in the last epoch), ``images_per_epoch``,
+    ``epoch_seconds`` (the mean, for sizing a refit) and ``validation_images`` (for the
+    score's standard error).
 
     Parameters
     ----------
@@ -317,6 +324,9 @@ def objective(
     stages : sequence of [epochs, divisor] or None
         The data schedule (``sklcifar.search.fidelity.data_schedule``), its epochs adding
         up to ``epochs``; None trains every epoch on all images.
+    validation : (X_val, y_val) or None
+        Validation images (as X) and labels to score every trial on, kept out of X; None
+        holds out the classifier's ``validation_fraction`` of X.
 
     Returns
     -------
@@ -340,7 +350,7 @@ def objective(
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     trial.set_user_attr("training_exitcode", None)
     settings = {"objective": objective, "stages": stages, "random_state": random_state}
-    history, facts = _fit_in_process(trial, family, params, settings, X, y)
+    history, facts = _fit_in_process(trial, family, params, settings, X, y, validation)
     for name, value in facts.items():
         trial.set_user_attr(name, value)
     scores = history[OBJECTIVES[objective]]
