@@ -110,10 +110,10 @@ class ImageClassifier(KerasClassifier):
         ``SKLCIFAR_PRECISION=float32`` turns that off.
     time_budget : float or None
         Seconds the whole ``fit`` may take. The estimator times its first training steps and
-        plans the number of epochs (re-planned every epoch) so that the whole learning-rate
-        schedule, warm-up to decay, ends within the budget, validation included
-        (``sklcifar.time_budget``); ``epochs``, if given, caps the plan. ``None``: train
-        ``epochs`` epochs.
+        plans the number of steps (re-planned every epoch; the last epoch may be partial)
+        so that the whole learning-rate schedule, warm-up to decay, ends within the
+        budget, validation included (``sklcifar.time_budget``); ``epochs``, if given, caps
+        the plan. ``None``: train ``epochs`` epochs.
     jit_compile : bool or "auto", default="auto"
         Compile training steps with XLA; "auto" is Keras' choice (XLA on a GPU, not on a
         CPU).
@@ -159,7 +159,7 @@ class ImageClassifier(KerasClassifier):
         Keras dtype policy the network was built with.
     epochs_ : int
         Epochs the last ``fit`` ran (early stopping or ``time_budget`` decide, else
-        ``epochs``).
+        ``epochs``); with ``time_budget`` the last one may be partial.
     """
 
     recipe: ClassVar[dict[str, Any]] = {

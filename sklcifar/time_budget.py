@@ -6,8 +6,8 @@ take 8 minutes on an Intel CPU with AMX and over 40 on a 2-core AVX2 machine, wh
 ``time_budget=seconds`` an estimator instead
 
 1. measures its own seconds per training step over the first steps (the first step, which
-   traces the graph, left out) and plans how many epochs fit, validation passes and
-   per-epoch overheads included;
+   traces the graph, left out) and plans how many steps fit, in whole epochs and a last,
+   partial one, validation passes and per-epoch overheads included;
 2. drives the learning rate step by step along a plan whose warm-up keeps its share of the
    recipe's schedule and whose linear decay reaches zero at the last planned step;
 3. re-plans at the end of every epoch from the measured epoch times (a machine slowed by
@@ -44,6 +44,10 @@ MARGIN = 0.03
 # A validation image costs about a third of a training image (forward pass only); planned
 # at half for the evaluation loop's own overheads, until validation passes are measured.
 VALIDATION_COST = 0.5
+# A last, partial epoch runs only with at least this many steps (each costs a validation
+# pass), and the plan changes within an epoch only by more: the learning rate still falls
+# linearly over the last steps, and timing noise does not shorten the plan step by step.
+MIN_PARTIAL_STEPS = 4
 # Epochs Keras is asked for when a budget decides (the callback stops training earlier).
 UNBOUNDED_EPOCHS = 100_000
 # The warm-up starts at this share of the peak learning rate (as training.WarmupLinearDecay).
@@ -112,15 +116,19 @@ class LearningRatePlan:
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Plan the number of epochs, and the learning rate, to end training within a budget.
+    """Plan the number of training steps, and the learning rate, to end training within a
+    budget.
 
     The clock starts at ``started`` (``time.perf_counter()`` when ``fit`` began, so data
     preparation and model building count). After ``PROBE_STEPS`` timed steps the callback
-    plans as many epochs as fit, validation passes and per-epoch overheads included. Each
-    epoch's end re-plans from the measured times (more epochs or fewer); within an epoch,
-    a projected overrun shortens the plan, at the least to end with the current epoch. The
-    learning rate follows the plan, so it reaches zero at the last step of the last epoch.
-    At least one epoch always runs, with a ``TimeBudgetWarning`` when even that does not fit.
+    plans as many steps as fit: whole epochs, then a last, partial epoch with what time is
+    left, validation passes and per-epoch overheads included (on a slow CPU a budget of
+    1.8 epochs trains 1.8, not 1). Each epoch's end re-plans from the measured times (more
+    steps or fewer); within an epoch, a projected overrun shortens the plan. Training
+    stops at the planned step, mid-epoch if need be (the partial epoch is validated as a
+    whole one), and the learning rate, following the plan, reaches zero there. At least
+    ``PROBE_STEPS`` + 1 steps run, with a ``TimeBudgetWarning`` when the first epoch's
+    end (whole or partial) overruns the budget.
 
     Parameters
     ----------
@@ -145,10 +153,12 @@ class TimeBudget(keras.callbacks.Callback):
 
     Attributes
     ----------
-    planned_epochs : int or None
+    planned_steps : int or None
         The current plan (None before the first).
+    planned_epochs : int or None
+        Epochs the plan runs, the last one possibly partial.
     plans : list of (int, int)
-        (epochs done, planned epochs) each time the plan was set or changed.
+        (steps done, planned steps) each time the plan was set or changed.
     epoch_seconds : list of float
         Wall time of each epoch, validation and callbacks included.
     """
@@ -178,6 +188,7 @@ class TimeBudget(keras.callbacks.Callback):
             self.plan = LearningRatePlan(
                 peak_learning_rate, round(self.warmup_share * total), total_steps=None
             )
+        self.planned_steps: int | None = None
         self.planned_epochs: int | None = None
         self.plans: list[tuple[int, int]] = []
         self.epoch_seconds: list[float] = []
@@ -220,27 +231,38 @@ class TimeBudget(keras.callbacks.Callback):
         first_step = self._step_seconds[0] - self._seconds_per_step()
         return self._train_began - self.started + max(first_step, 0.0)
 
-    def _epochs_that_fit(self, steps_left_in_epoch: int) -> int:
-        """Epochs (done ones included) whose end the budget reaches, the current one
-        finishing after ``steps_left_in_epoch`` more steps."""
-        now = time.perf_counter()
-        end = self.started + self.seconds * (1 - MARGIN)
-        current = steps_left_in_epoch * self._seconds_per_step()
+    def _steps_that_fit(self, steps_left_in_epoch: int) -> int:
+        """Training steps (those done included) whose end the budget reaches: the current
+        epoch's ``steps_left_in_epoch`` more steps, whole epochs, then a partial one, each
+        epoch followed by its validation pass."""
+        step, validation = self._seconds_per_step(), self._validation_estimate()
+        left = self.started + self.seconds * (1 - MARGIN) - time.perf_counter()
+        steps = self._step
         if steps_left_in_epoch:
-            current += self._validation_estimate()
-        more = math.floor((end - now - current) / self._epoch_estimate())
-        return self._epochs_done + (1 if steps_left_in_epoch else 0) + more
+            current = steps_left_in_epoch * step + validation
+            if current > left:  # this epoch is the last one, cut short
+                return steps + max(math.floor((left - validation) / step), 0)
+            steps, left = steps + steps_left_in_epoch, left - current
+        epoch = self._epoch_estimate()
+        whole = max(math.floor(left / epoch), 0)
+        left -= whole * epoch
+        # A partial epoch carries the per-epoch overheads (shuffling, callbacks) too.
+        overhead = max(epoch - self.steps_per_epoch * step - validation, 0.0)
+        partial = math.floor((left - validation - overhead) / step)
+        # Fewer than MIN_PARTIAL_STEPS would cost a validation pass for almost no training.
+        partial = partial if partial >= MIN_PARTIAL_STEPS else 0
+        return steps + whole * self.steps_per_epoch + partial
 
     # --------------------------------------------------------------------- planning
-    def _set_plan(self, epochs: int, *, least: int) -> None:
-        epochs = min(max(epochs, least, 1), self.max_epochs)
-        if epochs == self.planned_epochs:
+    def _set_plan(self, steps: int, *, least: int) -> None:
+        steps = min(max(steps, least, 1), self.max_epochs * self.steps_per_epoch)
+        if steps == self.planned_steps:
             return
-        self.planned_epochs = epochs
-        self.plans.append((self._epochs_done, epochs))
+        self.planned_steps = steps
+        self.planned_epochs = math.ceil(steps / self.steps_per_epoch)
+        self.plans.append((self._step, steps))
         if self.plan is not None:
-            total = epochs * self.steps_per_epoch
-            self.plan.replan(self._step, total, round(self.warmup_share * total))
+            self.plan.replan(self._step, steps, round(self.warmup_share * steps))
 
     # -------------------------------------------------------------------- callbacks
     def on_train_begin(self, logs=None):
@@ -258,14 +280,18 @@ class TimeBudget(keras.callbacks.Callback):
         self._step_seconds.append(time.perf_counter() - self._step_began)
         self._step += 1
         self._epoch_step += 1
+        if self.planned_steps is not None and self._step >= self.planned_steps:
+            self.model.stop_training = True  # Keras ends the epoch here, then validates
+            return
         left = self.steps_per_epoch - self._epoch_step
-        # Re-planned with two steps left or more, the last steps still fall linearly to zero.
-        if left >= 2 and len(self._step_seconds) > PROBE_STEPS:
-            fit = self._epochs_that_fit(left)
-            if self.planned_epochs is None:
-                self._set_plan(fit, least=1)
-            elif fit < self.planned_epochs:  # falling behind: shorten, ending this epoch at least
-                self._set_plan(fit, least=self._epochs_done + 1)
+        if len(self._step_seconds) > PROBE_STEPS:
+            # Re-planned at least MIN_PARTIAL_STEPS ahead, the last steps still fall
+            # linearly to zero; a shortfall within that tolerance is timing noise.
+            fit = self._steps_that_fit(left)
+            if self.planned_steps is None:
+                self._set_plan(fit, least=self._step + MIN_PARTIAL_STEPS)
+            elif fit < self.planned_steps - MIN_PARTIAL_STEPS:  # falling behind: shorten
+                self._set_plan(fit, least=self._step + MIN_PARTIAL_STEPS)
 
     def on_test_begin(self, logs=None):
         self._validation_began = time.perf_counter()
@@ -278,27 +304,29 @@ class TimeBudget(keras.callbacks.Callback):
         self.epoch_seconds.append(now - self._epoch_began)
         self._epoch_began = now
         self._epochs_done += 1
-        fit = self._epochs_that_fit(0)
-        if fit < 1 and self._epochs_done == 1:
+        over = now - self.started - self.seconds
+        if over > 0 and self._epochs_done == 1:
             warnings.warn(
                 f"time_budget={self.seconds:g} s is too short for this training: "
                 f"{self._startup_seconds():.1f} s went to preparing the data and building and "
-                "compiling the network before the first step, and the first epoch took "
-                f"{self.epoch_seconds[0]:.1f} s. Trained one epoch; raise time_budget, or "
+                f"compiling the network before the first step, and {self._step} steps "
+                f"({self._step / self.steps_per_epoch:.0%} of an epoch) with their validation "
+                f"took {self.epoch_seconds[0]:.1f} s. Trained those; raise time_budget, or "
                 "train on fewer images.",
                 TimeBudgetWarning,
                 stacklevel=2,
             )
-        if self.planned_epochs is not None and self.planned_epochs <= self._epochs_done:
+        if self.planned_steps is not None and self.planned_steps <= self._step:
             # The schedule has reached zero: extending it now would train at a rate of 0.
             self.model.stop_training = True
             return
-        if fit <= self._epochs_done:
-            # Not one more epoch fits (the machine slowed at this epoch's very end): stop,
-            # the learning rate short of zero, rather than overrun the budget by an epoch.
+        fit = self._steps_that_fit(0)
+        if fit < self._step + MIN_PARTIAL_STEPS:
+            # Nothing more fits (the machine slowed at this epoch's very end): stop, the
+            # learning rate short of zero, rather than overrun the budget.
             self.model.stop_training = True
             return
-        self._set_plan(fit, least=self._epochs_done + 1)
+        self._set_plan(fit, least=self._step + MIN_PARTIAL_STEPS)
 
 
 # ------------------------------------------------------------ the estimator's hooks

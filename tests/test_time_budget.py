@@ -62,7 +62,8 @@ def test_budget_plans_epochs_and_the_schedule_ends_at_zero(images):
     seconds = time.perf_counter() - start
     steps_per_epoch = int(np.ceil(0.9 * len(X) / 32))
     assert clf.epochs_ == len(clf.history_["loss"]) >= 1
-    assert len(record.rates) == clf.epochs_ * steps_per_epoch
+    # Whole epochs, the last one possibly cut short by the plan.
+    assert (clf.epochs_ - 1) * steps_per_epoch < len(record.rates) <= clf.epochs_ * steps_per_epoch
     # Linear decay to zero: the last step's rate is one step's worth of the decline.
     # Decaying at the end (the callback test checks the exact shape on a steady clock).
     assert 0 < record.rates[-1] < record.rates[-2]
@@ -71,12 +72,19 @@ def test_budget_plans_epochs_and_the_schedule_ends_at_zero(images):
     assert seconds < budget * 1.5 + 5
 
 
-def test_budget_too_short_for_one_epoch_warns_and_trains_one(images):
+def test_budget_too_short_for_one_epoch_warns_and_trains_part_of_one(images):
     X, y = images
+    record = RecordLearningRate()
     with pytest.warns(TimeBudgetWarning, match="time_budget=0.01 s is too short"):
-        clf = FastNetClassifier(width=4, batch_size=64, time_budget=0.01, random_state=0)
+        clf = FastNetClassifier(
+            width=4, batch_size=8, time_budget=0.01, random_state=0, callbacks=[record]
+        )
         clf.fit(X, y)
-    assert clf.epochs_ == 1 and clf.predict(X[:3]).shape == (3,)
+    # The probe steps and the least a plan runs; then Keras validates the partial epoch.
+    assert len(record.rates) == time_budget.PROBE_STEPS + 1 + time_budget.MIN_PARTIAL_STEPS
+    assert len(record.rates) < 36  # of the 36 steps in an epoch of 288 images
+    assert clf.epochs_ == 1 and len(clf.history_["val_loss"]) == 1
+    assert clf.predict(X[:3]).shape == (3,)
 
 
 def test_budget_with_a_constant_rate_and_early_stopping_and_an_epoch_cap(images):
@@ -112,13 +120,17 @@ class FakeClock:
         return self.now
 
 
-def test_callback_plans_from_its_clock_and_decays_to_zero_at_the_end(monkeypatch):
+# On this clock 2 s fill whole epochs; 1.25 s leave room for 8 steps of a fourth epoch.
+@pytest.mark.parametrize("seconds, partial_epoch", [(2.0, False), (1.25, True)])
+def test_callback_plans_from_its_clock_and_decays_to_zero_at_the_end(
+    monkeypatch, seconds, partial_epoch
+):
     clock = FakeClock()
     monkeypatch.setattr(time_budget, "time", clock)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     budget = TimeBudget(
-        2.0,
+        seconds,
         started=clock.perf_counter(),
         steps_per_epoch=10,
         schedule="warmup_linear",
@@ -135,10 +147,12 @@ def test_callback_plans_from_its_clock_and_decays_to_zero_at_the_end(monkeypatch
         verbose=0,
         callbacks=[budget, record],
     )
-    # Each step reads the clock twice and each epoch end once: ~0.21 s per epoch.
-    assert len(history.epoch) == budget.planned_epochs == budget.plans[-1][1]
-    assert 5 <= budget.planned_epochs <= 9
-    assert clock.now <= 2.0
+    # Each step reads the clock three times and each epoch end twice: ~0.32 s per epoch.
+    assert budget.plans[-1][1] == budget.planned_steps == len(record.rates)
+    assert len(history.epoch) == budget.planned_epochs == -(-budget.planned_steps // 10)
+    assert (budget.planned_steps % 10 != 0) == partial_epoch  # stopped mid-epoch
+    assert seconds / 0.5 <= budget.planned_epochs <= seconds / 0.2
+    assert clock.now <= seconds
     rates = np.array(record.rates)
     assert rates.max() <= 0.1 + 1e-7 and rates[-1] > 0
     assert rates[-1] == pytest.approx(rates[-2] - rates[-1], rel=1e-4)  # next step: zero
