@@ -1,8 +1,8 @@
 """The README's main job: ``python benchmarks/search.py`` (``sklcifar search`` plus comparisons).
 
 Runs ``sklcifar search`` with the options given (see ``sklcifar search --help``; its
-defaults: trials on a 4,000-image subset of the train split for 4 minutes, scored on
-2,000 other images, Hyperband on epochs and training images, then a 9-minute refit of the
+defaults: trials on a 4,000-image subset of the train split for 3 minutes, scored on
+2,000 other images, Hyperband on epochs and training images, then a 12-minute refit of the
 best configuration (the default one unless a trial beat it by more than a standard error)
 on the whole train split, tested clean and with the seed's pixel noise, with a robustness
 report), then trains each ``--compare`` baseline on the whole train split for the same

@@ -50,8 +50,8 @@ from .storage import check_storage_url, open_storage
 from .study import run_search
 from .trial import OBJECTIVES
 
-# Sized for about 15 minutes on 2 CPU cores: 4 minutes of trials on a 4,000-image
-# subset scored on 2,000 other images, a 9-minute refit on the whole training split,
+# Sized for about 17 minutes on 2 CPU cores: 3 minutes of trials on a 4,000-image
+# subset scored on 2,000 other images, a 12-minute refit on the whole training split,
 # then the test evaluation. The refit gets most of the time: trials this short only
 # tell which configuration to refit, and the refit's length decides its accuracy.
 DEFAULTS = {
@@ -60,8 +60,8 @@ DEFAULTS = {
     "validation_images": 2000,
     "epochs": 6,
     "n_trials": 30,
-    "timeout": 240.0,
-    "refit_minutes": 9.0,
+    "timeout": 180.0,
+    "refit_minutes": 12.0,
     "output": "runs/search",
     "study_name": "sklcifar-search",
 }
