@@ -2,7 +2,7 @@
 
 Both recipes train on the same stratified 45,000 / 5,000 split of grayscale CIFAR-10's
 training images. The default recipe trains once per budget of ``--default-minutes`` with
-``FastNetClassifier(time_budget=...)``, which plans its epochs so that the whole schedule
+``FastNetClassifier(time_budget=...)``, which plans its steps so that the whole schedule
 ends within the budget on this machine; its test accuracy is scored after each fit. (With
 ``--default-epochs N`` it instead trains N epochs and is scored after every epoch, the
 clock stopped meanwhile.) The seed's m12 recipe trains until ``--budget-minutes`` have
