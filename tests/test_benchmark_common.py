@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
+
+from sklcifar.datasets import load_cifar
+from sklcifar.persistence import save_model
+from sklcifar.pipelines import make_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,3 +48,26 @@ def test_results_table_without_csv_and_with_a_wrong_row(common, tmp_path, capsys
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="has 2 cells; got 3"):
         table.add({}, ["default", "100", "extra"])
+
+
+def test_tta_views_scores_a_saved_model_in_each_mode(make_cifar_archive, tmp_path, capsys):
+    archive = make_cifar_archive("cifar10", n_per_class_train=4, n_per_class_test=2)
+    train = load_cifar(archive, split="train")
+    model = make_pipeline("fastnet", width=2, epochs=1, batch_size=8, validation_fraction=0)
+    save_model(model.fit(train.images, train.target), tmp_path / "model.joblib")
+    sys.path.insert(0, str(REPO / "benchmarks"))  # for its `_common` import
+    try:
+        spec = importlib.util.spec_from_file_location("tta", REPO / "benchmarks" / "tta_views.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    module.main(
+        ["--model", str(tmp_path / "model.joblib"), "--data", str(archive)]
+        + ["--out", str(tmp_path / "out")]
+    )
+    rows = list(csv.DictReader((tmp_path / "out" / "tta_views.csv").open()))
+    assert [row["tta"] for row in rows] == ["False", "True", "multicrop"]
+    assert all(0 <= float(row["test_accuracy"]) <= 1 for row in rows) and rows[0]["cpu"]
+    assert all(float(row["images_per_s"]) > 0 for row in rows)
+    assert "| multicrop |" in capsys.readouterr().out

@@ -416,6 +416,21 @@ def test_family_tta_is_neutral_on_mirror_symmetric_images(family):
     np.testing.assert_allclose(clf.predict_proba(X), plain, atol=1e-6)
 
 
+def test_multicrop_tta_averages_six_views_with_the_shifts_at_half_weight():
+    X, y = blobs(size=16)
+    clf = FamilyDefaults.fastnet(tta="multicrop", random_state=0).fit(X, y)
+    proba = clf.predict_proba(X[:6])
+    images = clf.feature_encoder_.transform(clf._validate_data(X=X[:6])[0])  # as predict does
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    views = [images, padded[:, :-2, :-2], padded[:, 2:, 2:]]
+    each = [clf.model_.predict(v[:, :, ::step], verbose=0) for v in views for step in (1, -1)]
+    expected = (each[0] + each[1] + (each[2] + each[3] + each[4] + each[5]) / 2) / 4
+    np.testing.assert_allclose(proba, expected, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(clf.set_params(tta=True).predict_proba(X[:6]), proba, atol=1e-6)
+    with pytest.raises(ValueError, match="tta must be True, False, 'multicrop'"):
+        clf.set_params(tta="five-crop").predict(X[:2])
+
+
 def test_resnet_depth_must_be_6n_plus_2():
     with pytest.raises(ValueError, match="6 n"):
         ResNetClassifier(depth=21).fit(*blobs(size=16))
