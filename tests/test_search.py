@@ -43,6 +43,7 @@ from sklcifar.search import (
     write_search_report,
 )
 from sklcifar.search.fidelity import fit_in_stages
+from sklcifar.search.trial import _ValidationClock
 
 REPO = Path(__file__).resolve().parents[1]
 # Parameters that keep every trial tiny, and on the seed's recipe (batch 32 or more).
@@ -141,6 +142,31 @@ def test_a_new_study_tries_the_default_classifier_first(images):
     assert first.params == default_trial(["convnet", "fastnet"])
     assert first.user_attrs["start"] == "default"
     assert first.user_attrs["classifier"] == "fastnet"
+
+
+class _SlowEpochEnd(keras.callbacks.Callback):
+    """An epoch-end pass of 0.2 s, as NoisyValidation's prediction of the noisy images."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        time.sleep(0.2)
+
+
+def test_validation_clock_counts_validation_passes_not_training():
+    zeros = np.zeros((64, 1))
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    clock = _ValidationClock()
+    model.fit(zeros, zeros, epochs=2, callbacks=[_SlowEpochEnd(), clock], verbose=0)
+    assert clock.seconds == 0.0  # no validation: nothing to leave out of a refit's speed
+    model.fit(
+        zeros,
+        zeros,
+        epochs=2,
+        validation_data=(zeros, zeros),
+        callbacks=[_SlowEpochEnd(), clock],
+        verbose=0,
+    )
+    assert 0.4 <= clock.seconds < 5  # the two epoch-end passes and the validation
 
 
 def test_run_search_refit_and_report(images, tmp_path):

@@ -102,6 +102,25 @@ class NoisyValidation(keras.callbacks.Callback):
         logs["val_balanced_accuracy"] = (float(logs["val_accuracy"]) + noisy) / 2
 
 
+class _ValidationClock(keras.callbacks.Callback):
+    """Seconds from each validation pass to the end of the epoch's callbacks before this
+    one (``NoisyValidation``'s pass): a refit trains without them, so its speed is the
+    trial's training time without them."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = 0.0
+        self._began = None
+
+    def on_test_begin(self, logs=None):
+        self._began = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._began is not None:
+            self.seconds += time.monotonic() - self._began
+            self._began = None
+
+
 class KerasPruningCallback(keras.callbacks.Callback):
     """Report a validation metric to an Optuna trial after each epoch; prune when told.
 
@@ -166,9 +185,11 @@ def _train(conn, family: str, params: dict, settings: dict, X, y, validation) ->
             family, params, random_state=settings["random_state"], callbacks=[pruning]
         )
         classifier = pipeline.named_steps["classifier"]
+        validation_clock = _ValidationClock()
+        callbacks = [validation_clock, pruning]
         if objective != "accuracy":
-            noisy = NoisyValidation(classifier, random_state=seed)
-            classifier.set_params(callbacks=[noisy, pruning])
+            callbacks.insert(0, NoisyValidation(classifier, random_state=seed))
+        classifier.set_params(callbacks=callbacks)
         start = time.monotonic()
         images = fit_in_stages(
             pipeline, X, y, settings["stages"], random_state=seed, validation=validation
@@ -179,7 +200,8 @@ def _train(conn, family: str, params: dict, settings: dict, X, y, validation) ->
             "peak_memory_mib": round(peak_mib),
             "train_images": int(classifier.n_train_),
             "images_per_epoch": [int(n) for n in images],
-            "epoch_seconds": seconds / len(classifier.history_["loss"]),
+            "epoch_seconds": (seconds - validation_clock.seconds)
+            / len(classifier.history_["loss"]),
             "validation_images": len(validation[1])
             if validation is not None
             else len(classifier._validation_split(np.asarray(y), seed)[1]),
@@ -305,8 +327,8 @@ def objective(
     ``estimator_params``, the ``best_epoch``, the validation accuracy clean and noisy at
     that epoch, the ``worker`` (host and process), the training process's
     ``peak_memory_mib``, ``train_images`` (in the last epoch), ``images_per_epoch``,
-    ``epoch_seconds`` (the mean, for sizing a refit) and ``validation_images`` (for the
-    score's standard error).
+    ``epoch_seconds`` (the mean, validation passes left out: for sizing a refit, which has
+    none) and ``validation_images`` (for the score's standard error).
 
     Parameters
     ----------
