@@ -71,6 +71,7 @@ def worker(postgres_url, study_name, make_cifar_archive, tmp_path):
     def start(seed: int, n_trials: int, *extra: str) -> subprocess.Popen:
         command = [sys.executable, str(REPO / "benchmarks" / "search.py")]
         command += ["--data", str(data), "--subset", "all", "--n-trials", str(n_trials)]
+        command += ["--validation-images", "20"]
         command += ["--families", "convnet", "--param", "depth=2", "--param", "filters=4"]
         command += ["--param", "dense=[8]", "--param", "training=seed"]
         command += ["--storage", postgres_url, "--study-name", study_name]
