@@ -569,3 +569,84 @@ def test_a_timed_refit_trains_the_best_configuration_the_budget_can_train():
     assert refit_trial(study, n_images=10_000).number == 0  # epochs, not time: the best
     # No configuration trains 3 epochs in 1 s: the best trial.
     assert refit_trial(study, n_images=10_000, time_budget=1).number == 0
+
+
+def _contestant(value, number, **params):
+    return optuna.trial.create_trial(
+        value=value,
+        params={},
+        distributions={},
+        user_attrs={
+            "classifier": "convnet",
+            "estimator_params": {**TINY, "learning_rate": 0.01, **params},
+            "validation_images": 40,
+            "best_epoch": 1,
+            **({"start": "default"} if number == 0 else {}),
+        },
+    )
+
+
+@pytest.mark.filterwarnings("ignore::sklcifar.time_budget.TimeBudgetWarning")
+@pytest.mark.parametrize(
+    ("objective", "challenger_gain", "winner"),
+    [("accuracy", 0.05, 0), ("accuracy", 0.30, 1), ("noisy", 0.30, 1), ("balanced", 0.05, 0)],
+)
+def test_a_duel_on_the_whole_split_keeps_the_challenger_only_if_it_wins_clearly(
+    images, monkeypatch, objective, challenger_gain, winner
+):
+    import sklcifar.search.report as report
+
+    X, y = images
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("search_settings", {"epochs": 2, "objective": objective})
+    study.add_trial(_contestant(0.40, number=0))
+    study.add_trial(_contestant(0.60, number=1, filters=8))
+    trained = []
+
+    def accuracy(model, X_val, y_val, **kwargs):
+        classifier = model.named_steps["classifier"]
+        trained.append((classifier.filters, classifier.n_train_, len(y_val)))
+        # The challenger (8 filters) gains on the objective's images only.
+        gain = challenger_gain if classifier.filters == 8 else 0.0
+        clean = 0.5 + (gain if objective != "noisy" else 0.0)
+        noisy = 0.5 + (gain if objective != "accuracy" else 0.0)
+        return {"clean": clean, "pixel_noise": noisy}
+
+    monkeypatch.setattr(report, "clean_and_noisy_accuracy", accuracy)
+    rows = np.arange(len(y)) % 3 == 0  # 20 validation images
+    default, challenger = study.trials
+    result = report.duel(
+        study, default, challenger, X[~rows], y[~rows], (X[rows], y[rows]), seconds=2.0
+    )
+    # Both trained on every image given (no validation split), scored on the 20 others.
+    assert trained == [(4, 40, 20), (8, 40, 20)]
+    assert result["default"]["trial"] == 0 and result["challenger"]["trial"] == 1
+    assert result["default"]["epochs"] >= 1 and result["objective"] == objective
+    # The challenger's score 0.55 has a standard error of 0.111 on 20 images: a gain of 5
+    # points (2.5 balanced) keeps the default, one of 30 (15 balanced) is a clear win.
+    score = result["challenger"]["score"]
+    assert result["standard_error"] == pytest.approx(np.sqrt(score * (1 - score) / 20))
+    assert result["winner"] == winner
+
+
+@pytest.mark.filterwarnings("ignore::sklcifar.time_budget.TimeBudgetWarning")
+def test_a_real_duel_scores_both_contestants_on_the_validation_images(images):
+    from sklcifar.search.report import duel
+
+    X, y = images
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("search_settings", {"epochs": 2, "objective": "balanced"})
+    study.add_trial(_contestant(0.40, number=0))
+    study.add_trial(_contestant(0.60, number=1, filters=8))
+    rows = np.arange(len(y)) % 3 == 0
+    validation = (X[rows], y[rows])
+    result = duel(study, *study.trials, X[~rows], y[~rows], validation, seconds=2.0)
+    for name in ("default", "challenger"):
+        accuracy = result[name]["validation_accuracy"]
+        # Accuracies over 20 images, their mean the balanced score.
+        assert all(round(value * 20, 6).is_integer() for value in accuracy.values())
+        assert result[name]["score"] == pytest.approx(np.mean(list(accuracy.values())))
+    challenger_wins = (
+        result["challenger"]["score"] - result["default"]["score"] > result["standard_error"]
+    )
+    assert result["winner"] == (1 if challenger_wins else 0)

@@ -76,6 +76,36 @@ def test_search_command_searches_refits_on_the_whole_split_and_resumes(
     assert "another objective" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore::sklcifar.time_budget.TimeBudgetWarning")
+def test_a_trial_that_beat_the_default_duels_it_on_the_whole_split_before_the_refit(
+    cifar10_archive, tmp_path, capsys, monkeypatch
+):
+    import sklcifar.search.command as command
+
+    # Tiny ConvNets stand in for the default and a challenger: trial 0 plays the default,
+    # trial 1 the configuration the trials chose.
+    monkeypatch.setattr(command, "default_complete_trial", lambda study: study.trials[0])
+    monkeypatch.setattr(command, "refit_trial", lambda study, **kwargs: study.trials[1])
+    out = tmp_path / "run"
+    args = ["search", "--data", str(cifar10_archive), "--subset", "60", "--epochs", "1"]
+    args += ["--validation-images", "40", "--n-trials", "2", "--duel-seconds", "3"]
+    args += [*TINY_ARGS, "--output", str(out), "--no-progress", "--pruner", "none"]
+    args += ["--refit-epochs", "1", "--no-robustness-report"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    duel = summary["duel"]
+    assert (duel["default"]["trial"], duel["challenger"]["trial"]) == (0, 1)
+    assert duel["seconds"] == 3 and duel["objective"] == "accuracy"
+    # Scored on the 40 validation images, the refit trains the winner.
+    score = duel["challenger"]["score"]
+    assert round(score * 40, 6).is_integer()
+    assert summary["refit"]["trial"] == duel["winner"]
+    # --duel-seconds 0: the trials' choice is refit without a duel.
+    assert main([*args, "--duel-seconds", "0", "--force"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["duel"] is None and summary["refit"]["trial"] == 1
+
+
 def test_only_the_files_a_run_would_replace_need_force(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -151,6 +181,7 @@ def test_show_space_prints_the_space_the_fidelity_and_a_user_space(tmp_path, cap
         (["--validation-images", "-1"], "must be 0 or a positive integer"),
         (["--subset", "100", "--validation-images", "30"], "more than the train split's 120"),
         (["--refit-epochs", "2", "--refit-minutes", "1"], "not allowed with"),
+        (["--duel-seconds", "-5"], "must be 0 or positive seconds"),
     ],
 )
 def test_bad_input_fails_in_one_line_before_writing_a_study(

@@ -27,8 +27,10 @@ killed (the out-of-memory killer's choice). Together the workers finish ``n_tria
 trials (complete or pruned), and each waits for the others' last trials, so the study
 ends complete even when a worker dies near the end.
 
-``refit_best`` refits the best pipeline on the images it is given (the whole training
-split, for an epoch count or a time budget), and
+``refit_trial`` picks the configuration to refit (the default unless a trial beat it by
+more than a standard error), ``duel`` checks a challenger against the default on the
+whole training split, ``refit_best`` refits the pipeline on the images it is given (the
+whole training split, for an epoch count or a time budget), and
 ``write_search_report`` writes the best parameters (JSON), every trial (CSV) and Optuna's
 plots (PNG). ``sklcifar search`` (``sklcifar.search.command``) is the command line
 over these functions; ``benchmarks/search.py`` wraps it with the benchmark comparisons.
@@ -43,6 +45,9 @@ Examples
 from .fidelity import FIDELITIES, PRUNERS, data_schedule, describe_fidelity, make_pruner
 from .report import (
     best_estimator_params,
+    clean_and_noisy_accuracy,
+    default_complete_trial,
+    duel,
     estimated_refit_epochs,
     refit_best,
     refit_trial,
@@ -88,10 +93,13 @@ __all__ = [
     "best_estimator_params",
     "build_pipeline",
     "check_storage_url",
+    "clean_and_noisy_accuracy",
     "data_schedule",
+    "default_complete_trial",
     "default_trial",
     "describe_fidelity",
     "describe_space",
+    "duel",
     "estimated_refit_epochs",
     "load_space",
     "make_pruner",
