@@ -6,10 +6,14 @@ training images. The default recipe trains once per budget of ``--default-minute
 ends within the budget on this machine; its test accuracy is scored after each fit. (With
 ``--default-epochs N`` it instead trains N epochs and is scored after every epoch, the
 clock stopped meanwhile.) The seed's m12 recipe trains until ``--budget-minutes`` have
-passed, scored after every epoch with the clock stopped.
+passed, scored after every epoch with the clock stopped. The recipe "whitened" is the
+default with airbench's patch-whitening first layer (``stem="patch_whitening"``), trained
+to the same budgets as the default, for a side-by-side comparison.
 
     python benchmarks/time_to_accuracy.py --default-minutes 1,2,5,15 --budget-minutes 15 \
         --out benchmarks/out/tta
+    python benchmarks/time_to_accuracy.py --recipes default,whitened --default-minutes 2,5 \
+        --out benchmarks/out/whitening
     python benchmarks/time_to_accuracy.py --subset 2000 --default-minutes 0.5 \
         --budget-minutes 0.5 --out /tmp/quick
 
@@ -35,6 +39,15 @@ from _common import grayscale_cifar, machine_header, write_csv  # noqa: E402
 from sklcifar import ConvNetClassifier, FastNetClassifier  # noqa: E402
 from sklcifar.datasets import stratified_subset  # noqa: E402
 from sklcifar.files import atomic_path  # noqa: E402
+
+#: Recipes by name, with their label in the figure.
+RECIPES = {
+    "default": "default (one fit per budget)",
+    "whitened": "default + patch whitening (one fit per budget)",
+    "m12": "m12",
+}
+#: FastNet parameters of the recipes trained to time budgets.
+FASTNET_RECIPES = {"default": {}, "whitened": {"stem": "patch_whitening"}}
 
 
 class TestCurve(keras.callbacks.Callback):
@@ -104,7 +117,9 @@ def run_curve(recipe: str, classifier, X, y, X_test, y_test, budget_s: float, ro
     classifier.fit(X, y)
 
 
-def run_budgeted(classifier, X, y, X_test, y_test, budget_s: float, rows: list) -> None:
+def run_budgeted(
+    recipe: str, classifier, X, y, X_test, y_test, budget_s: float, rows: list
+) -> None:
     """One fit with ``time_budget=budget_s``, scored once at its end."""
     classifier.set_params(time_budget=budget_s, random_state=0, validation_fraction=0.1)
     start = time.perf_counter()
@@ -112,7 +127,7 @@ def run_budgeted(classifier, X, y, X_test, y_test, budget_s: float, rows: list) 
     elapsed = time.perf_counter() - start
     rows.append(
         {
-            "recipe": "default",
+            "recipe": recipe,
             "scored": "end of a time-budgeted fit",
             "budget_s": budget_s,
             "epoch": classifier.epochs_,
@@ -127,7 +142,7 @@ def run_budgeted(classifier, X, y, X_test, y_test, budget_s: float, rows: list) 
 def summarise(rows: list[dict]) -> list[str]:
     best = {
         r: max((row for row in rows if row["recipe"] == r), key=lambda row: row["test_accuracy"])
-        for r in ("default", "m12")
+        for r in RECIPES
         if any(row["recipe"] == r for row in rows)
     }
     lines = [
@@ -136,31 +151,33 @@ def summarise(rows: list[dict]) -> list[str]:
         for r, b in best.items()
     ]
     lines += [
-        f"default with time_budget={row['budget_s']:.0f} s: {row['epoch']} epochs in "
+        f"{row['recipe']} with time_budget={row['budget_s']:.0f} s: {row['epoch']} epochs in "
         f"{row['elapsed_s']:.0f} s, test accuracy {row['test_accuracy']:.4f}"
         for row in rows
         if row["scored"] == "end of a time-budgeted fit"
     ]
-    if len(best) == 2:
-        target = best["m12"]["test_accuracy"]
+    if "m12" not in best:
+        return lines
+    target = best["m12"]["test_accuracy"]
+    for recipe in best.keys() - {"m12"}:
         reached = [
-            row for row in rows if row["recipe"] == "default" and row["test_accuracy"] >= target
+            row for row in rows if row["recipe"] == recipe and row["test_accuracy"] >= target
         ]
         if reached:
             t = min(row["elapsed_s"] for row in reached)
             ratio = best["m12"]["elapsed_s"] / t
             lines.append(
-                f"default reached m12's best ({target:.4f}) after {t:.0f} s: {ratio:.1f}x less "
-                f"time than m12 needed ({best['m12']['elapsed_s']:.0f} s)"
+                f"{recipe} reached m12's best ({target:.4f}) after {t:.0f} s: {ratio:.1f}x "
+                f"less time than m12 needed ({best['m12']['elapsed_s']:.0f} s)"
             )
         else:
-            lines.append(f"default never reached m12's best ({target:.4f})")
+            lines.append(f"{recipe} never reached m12's best ({target:.4f})")
     return lines
 
 
 def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for recipe, label in (("default", "default (one fit per budget)"), ("m12", "m12")):
+    for recipe, label in RECIPES.items():
         points = sorted(
             (row for row in rows if row["recipe"] == recipe), key=lambda row: row["elapsed_s"]
         )
@@ -204,7 +221,11 @@ def main() -> None:
     parser.add_argument(
         "--default-width", type=int, default=None, help="FastNet width (default: its own)"
     )
-    parser.add_argument("--recipes", default="default,m12")
+    parser.add_argument(
+        "--recipes",
+        default="default,m12",
+        help=f"comma-separated, of {', '.join(RECIPES)} (default %(default)s)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -220,8 +241,9 @@ def main() -> None:
         float(m) * 60 for m in (args.default_minutes or str(args.budget_minutes)).split(",")
     ]
 
-    def default_classifier():
-        return FastNetClassifier(**({"width": args.default_width} if args.default_width else {}))
+    def fastnet(recipe: str):
+        width = {"width": args.default_width} if args.default_width else {}
+        return FastNetClassifier(**FASTNET_RECIPES[recipe], **width)
 
     rows: list[dict] = []
 
@@ -230,18 +252,18 @@ def main() -> None:
         plot(rows, args.out / "time_to_accuracy.png")
 
     for name in args.recipes.split(","):
-        if name not in ("default", "m12"):
-            parser.error(f"--recipes takes default and m12; got {name!r}")
+        if name not in RECIPES:
+            parser.error(f"--recipes takes {', '.join(RECIPES)}; got {name!r}")
         if name == "m12":
             # The seed's recipe: Adam, batch 32, early stopping; the budget ends it first.
             m12 = ConvNetClassifier(preset="m12", epochs=200, patience=10)
             run_curve("m12", m12, X, y, X_test, y_test, budget_s, rows)
         elif args.default_epochs:
-            classifier = default_classifier().set_params(epochs=args.default_epochs)
-            run_curve("default", classifier, X, y, X_test, y_test, budget_s, rows)
+            classifier = fastnet(name).set_params(epochs=args.default_epochs)
+            run_curve(name, classifier, X, y, X_test, y_test, budget_s, rows)
         else:
             for default_budget in default_budgets:
-                run_budgeted(default_classifier(), X, y, X_test, y_test, default_budget, rows)
+                run_budgeted(name, fastnet(name), X, y, X_test, y_test, default_budget, rows)
                 save()
         save()
     for line in summarise(rows):

@@ -25,6 +25,13 @@ import numpy as np
 from keras import layers
 
 KERNEL_ORDERS = ("constant", "increasing", "decreasing")
+#: First layers of build_fastnet: a learned 3x3 conv, or airbench's fixed patch whitening.
+FASTNET_STEMS = ("conv", "patch_whitening")
+#: Side of the patches the whitening stem decorrelates (airbench's 2x2).
+WHITENING_PATCH = 2
+# Added to the patch covariance's eigenvalues, so that near-constant directions (flat
+# patches) are not blown up into noise; airbench's value for standardised images.
+WHITENING_EPSILON = 5e-4
 #: Stages (image resolutions) of build_fastnet and build_resnet: one kernel size each.
 RESIDUAL_STAGES = 3
 # m11 puts dropout after the conv blocks only, so dropout has a "conv" placement too.
@@ -320,6 +327,49 @@ def _conv_bn_relu(x, filters: int, *, kernel_size: int = 3, pool: bool = False, 
     return _bn_relu(x, name=name)
 
 
+def patch_whitening_kernel(images: np.ndarray, input_mean=None, input_std=None) -> np.ndarray:
+    """The fixed kernel of ``build_fastnet``'s "patch_whitening" stem, from training images.
+
+    Airbench's first layer (Keller Jordan, 2024): the eigenvectors of the covariance of
+    all 2x2 patches of the (standardised) images, each scaled by ``1 / sqrt(eigenvalue +
+    WHITENING_EPSILON)``, and their negatives (so that the ReLU after it loses nothing).
+    Its outputs are decorrelated with unit variance from the first step, which the network
+    would otherwise spend epochs learning.
+
+    Parameters
+    ----------
+    images : array of shape (n_images, height, width, channels)
+        Training images (a few thousand are plenty), as the network's input receives them.
+    input_mean, input_std : array-like or None
+        The per-channel standardisation that precedes the stem (``build_fastnet``'s).
+
+    Returns
+    -------
+    kernel : float32 array of shape (2, 2, channels, 2 * 4 * channels)
+        Filters ordered by decreasing eigenvalue, then their negatives.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklcifar.architectures import patch_whitening_kernel
+    >>> images = np.random.default_rng(0).random((50, 8, 8, 1))
+    >>> patch_whitening_kernel(images).shape
+    (2, 2, 1, 8)
+    """
+    x = np.asarray(images, dtype="float64")
+    if input_mean is not None:
+        x = (x - np.asarray(input_mean)) / np.asarray(input_std)
+    side, channels = WHITENING_PATCH, x.shape[-1]
+    windows = np.lib.stride_tricks.sliding_window_view(x, (side, side), axis=(1, 2))
+    # (n, h', w', channels, side, side) -> rows of (side, side, channels), the kernel layout.
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, side * side * channels)
+    eigenvalues, eigenvectors = np.linalg.eigh(patches.T @ patches / len(patches))
+    order = np.argsort(eigenvalues)[::-1]
+    scaled = eigenvectors[:, order] / np.sqrt(eigenvalues[order] + WHITENING_EPSILON)
+    filters = np.concatenate([scaled, -scaled], axis=1)
+    return filters.reshape(side, side, channels, -1).astype("float32")
+
+
 def build_fastnet(
     input_shape: Sequence[int],
     n_classes: int,
@@ -327,6 +377,7 @@ def build_fastnet(
     width: int = 16,
     kernel_order: str | Sequence[int] = "constant",
     dropout: float = 0.0,
+    whitening_kernel: np.ndarray | None = None,
     input_mean=None,
     input_std=None,
 ) -> keras.Model:
@@ -336,7 +387,9 @@ def build_fastnet(
     pool (8x) + residual pair -> global max pool -> dense, with logits scaled by 1/8 as in
     the original (it keeps the softmax soft under the high learning rates of the recipe).
     Conv -> pool -> BN -> ReLU puts BatchNorm after pooling, where it costs 4x less. The
-    defaults build Page's network: 3x3 kernels, no dropout.
+    defaults build Page's network: 3x3 kernels, no dropout. With a ``whitening_kernel``
+    the prep conv is airbench's fixed patch-whitening layer instead (2x2, no padding, not
+    trained: ``patch_whitening_kernel``) followed by a ReLU.
 
     Parameters
     ----------
@@ -350,6 +403,8 @@ def build_fastnet(
         pair; the prep conv, at the first stage's resolution, takes the first size.
     dropout : float
         Dropout rate in [0, 1) between the global pooling and the dense head.
+    whitening_kernel : array of shape (2, 2, channels, filters) or None
+        The fixed first layer (``patch_whitening_kernel``), or None for the prep conv.
     input_mean, input_std : array-like or None
         Per-channel statistics for a leading standardisation layer.
 
@@ -360,15 +415,19 @@ def build_fastnet(
     >>> model.get_layer("layer3_conv").kernel_size, model.get_layer("head_dropout").rate
     ((4, 4), 0.2)
     """
-    if min(input_shape[:2]) < 8:
+    smallest = 8 if whitening_kernel is None else 8 + WHITENING_PATCH - 1
+    if min(input_shape[:2]) < smallest:
         raise ValueError(
             "build_fastnet halves the image size three times, so it needs images of at least "
-            f"8x8 pixels; got {input_shape[0]}x{input_shape[1]} images."
+            f"{smallest}x{smallest} pixels; got {input_shape[0]}x{input_shape[1]} images."
         )
     sizes = kernel_sizes(kernel_order, RESIDUAL_STAGES, unit="stage")
     _check_dropout(dropout)
     inputs, x = _input_stem(input_shape, input_mean, input_std)
-    x = _conv_bn_relu(x, width, kernel_size=sizes[0], name="prep")
+    if whitening_kernel is None:
+        x = _conv_bn_relu(x, width, kernel_size=sizes[0], name="prep")
+    else:
+        x = _whitening_stem(x, np.asarray(whitening_kernel, dtype="float32"))
     stages = [(2, True), (4, False), (8, True)]
     for stage, ((factor, residual), size) in enumerate(zip(stages, sizes, strict=True), start=1):
         x = _conv_bn_relu(x, width * factor, kernel_size=size, pool=True, name=f"layer{stage}")
@@ -383,6 +442,21 @@ def build_fastnet(
     x = layers.Rescaling(0.125, name="logit_scale")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="fastnet")
+
+
+def _whitening_stem(x, kernel: np.ndarray):
+    expected = (WHITENING_PATCH, WHITENING_PATCH, x.shape[-1])
+    if kernel.ndim != 4 or kernel.shape[:3] != expected:
+        raise ValueError(
+            f"whitening_kernel must have shape {(*expected, 'filters')} for these images; "
+            f"got {kernel.shape}."
+        )
+    conv = layers.Conv2D(
+        kernel.shape[-1], WHITENING_PATCH, use_bias=False, trainable=False, name="whiten"
+    )
+    x = conv(x)
+    conv.set_weights([kernel])
+    return layers.ReLU(name="whiten_relu")(x)
 
 
 def _check_dropout(rate: float) -> None:

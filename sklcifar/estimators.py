@@ -44,6 +44,8 @@ def _check_rate(name: str, value) -> None:
 
 #: Values of ``ConvNetClassifier(training=...)``: the recipe its training defaults come from.
 TRAINING_RECIPES = ("seed", "fast")
+#: Training images that estimate the patch covariance of FastNet's whitening stem.
+WHITENING_IMAGES = 5000
 
 
 class ConvNetClassifier(ImageClassifier):
@@ -235,6 +237,10 @@ class FastNetClassifier(ImageClassifier):
     dropout : float, default=0.0
         Dropout rate in [0, 1) before the dense head. (Its L2 is the recipe's decoupled
         ``weight_decay``.)
+    stem : {"conv", "patch_whitening"}, default="conv"
+        The first layer: a learned 3x3 conv with BatchNorm, or airbench's fixed 2x2
+        patch-whitening layer, computed in ``fit`` from the first ``WHITENING_IMAGES``
+        training images (``architectures.patch_whitening_kernel``).
     **kwargs
         Training parameters of ``ImageClassifier``; defaults in ``FAST_RECIPE``.
 
@@ -257,6 +263,7 @@ class FastNetClassifier(ImageClassifier):
         "width": [Interval(Integral, 1, None, closed="left")],
         "kernel_order": [StrOptions(set(architectures.KERNEL_ORDERS)), list, tuple],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "stem": [StrOptions(set(architectures.FASTNET_STEMS))],
     }
 
     def __init__(
@@ -265,23 +272,32 @@ class FastNetClassifier(ImageClassifier):
         *,
         kernel_order: str | Sequence[int] = "constant",
         dropout: float = 0.0,
+        stem: str = "conv",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.width = width
         self.kernel_order = kernel_order
         self.dropout = dropout
+        self.stem = stem
 
     def _check_architecture(self) -> None:
         architectures.kernel_sizes(self.kernel_order, architectures.RESIDUAL_STAGES, unit="stage")
 
     def _build_network(self, input_shape, n_classes, *, input_mean, input_std) -> keras.Model:
+        whitening = None
+        if self.stem == "patch_whitening":
+            # As airbench: 5,000 images estimate the 2x2 patch covariance well.
+            whitening = architectures.patch_whitening_kernel(
+                self._stats_images[:WHITENING_IMAGES], input_mean, input_std
+            )
         return architectures.build_fastnet(
             input_shape,
             n_classes,
             width=self.width,
             kernel_order=self.kernel_order,
             dropout=self.dropout,
+            whitening_kernel=whitening,
             input_mean=input_mean,
             input_std=input_std,
         )

@@ -12,6 +12,7 @@ from sklcifar.architectures import (
     build_fastnet,
     build_resnet,
     kernel_sizes,
+    patch_whitening_kernel,
 )
 
 
@@ -253,3 +254,43 @@ def test_residual_kernel_order_and_head_dropout():
         build_fastnet((16, 16, 1), 3, kernel_order=(3, 3))
     with pytest.raises(ValueError, match="dropout must be a rate in"):
         build_resnet((16, 16, 1), 3, dropout=1.0)
+
+
+def _smooth_images(n=40, side=12, channels=1, seed=0):
+    """Images whose neighbouring pixels are correlated (as in photographs), in 0..255."""
+    rng = np.random.default_rng(seed)
+    noise = rng.random((n, side + 1, side + 1, channels))
+    return 255 * (noise[:, :-1, :-1] + noise[:, 1:, :-1] + noise[:, :-1, 1:]) / 3
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_patch_whitening_decorrelates_the_patches_of_its_images(channels):
+    images = _smooth_images(channels=channels)
+    mean, std = images.mean(axis=(0, 1, 2)), images.std(axis=(0, 1, 2))
+    kernel = patch_whitening_kernel(images, mean, std)
+    d = 4 * channels
+    assert kernel.shape == (2, 2, channels, 2 * d) and kernel.dtype == np.float32
+    np.testing.assert_allclose(kernel[..., d:], -kernel[..., :d])  # and the negatives
+    x = (images - mean) / std
+    windows = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 2))
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, d)
+    raw = np.cov(patches.T, bias=True)
+    assert np.abs(raw - np.diag(np.diag(raw))).max() > 0.3  # correlated before
+    out = patches @ kernel[..., :d].reshape(d, d)
+    # Decorrelated, unit variance (up to the epsilon on each eigenvalue); largest first.
+    np.testing.assert_allclose(out.T @ out / len(out), np.eye(d), atol=0.02)
+
+
+def test_fastnet_with_a_whitening_stem_keeps_its_kernel_fixed():
+    images = _smooth_images(n=8, side=32)
+    kernel = patch_whitening_kernel(images)
+    model = build_fastnet((32, 32, 1), 10, width=4, whitening_kernel=kernel)
+    whiten = model.get_layer("whiten")
+    assert not whiten.trainable and whiten.output.shape == (None, 31, 31, 8)
+    np.testing.assert_array_equal(whiten.get_weights()[0], kernel)
+    assert "prep_conv" not in [layer.name for layer in model.layers]
+    assert model.predict(images[:2], verbose=0).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"whitening_kernel must have shape \(2, 2, 3"):
+        build_fastnet((32, 32, 3), 10, width=4, whitening_kernel=kernel)
+    with pytest.raises(ValueError, match="at least 9x9 pixels; got 8x8"):
+        build_fastnet((8, 8, 1), 10, width=4, whitening_kernel=kernel)

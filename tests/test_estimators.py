@@ -320,6 +320,29 @@ def test_models_saved_before_a_parameter_existed_take_its_default(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
 
 
+def test_fastnet_patch_whitening_stem_is_computed_from_the_training_images(tmp_path):
+    from sklcifar.architectures import patch_whitening_kernel
+    from sklcifar.persistence import load_model, save_model
+
+    X, y = blobs(size=16, n_classes=3)
+    clf = FastNetClassifier(
+        width=4, epochs=2, stem="patch_whitening", validation_fraction=0, random_state=0
+    )
+    clf.fit(X, y)
+    whiten = clf.model_.get_layer("whiten").get_weights()[0]
+    # The kernel of the standardised training images, untouched by two epochs of training.
+    images = X[..., None] / np.float32(255)
+    mean, std = images.mean(axis=(0, 1, 2)), images.std(axis=(0, 1, 2)) + 1e-3
+    expected = patch_whitening_kernel(images, mean, std)
+    np.testing.assert_allclose(whiten, expected, rtol=1e-3, atol=1e-3)
+    assert clone(clf).get_params()["stem"] == "patch_whitening"
+    for name in ("model.joblib", "model.sklcifar"):
+        loaded = load_model(save_model(clf, tmp_path / name))
+        np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    with pytest.raises(ValueError, match="'stem' parameter of FastNetClassifier must be"):
+        FastNetClassifier(stem="whiten").fit(X, y)
+
+
 # ------------------------------------------------------------------- bad input
 def fitted():
     X, y = blobs()
