@@ -388,8 +388,8 @@ def build_fastnet(
     the original (it keeps the softmax soft under the high learning rates of the recipe).
     Conv -> pool -> BN -> ReLU puts BatchNorm after pooling, where it costs 4x less. The
     defaults build Page's network: 3x3 kernels, no dropout. With a ``whitening_kernel``
-    the prep conv is airbench's fixed patch-whitening layer instead (2x2, no padding, not
-    trained: ``patch_whitening_kernel``) followed by a ReLU.
+    the prep conv is airbench's fixed patch-whitening layer instead (2x2, not trained:
+    ``patch_whitening_kernel``) followed by a ReLU.
 
     Parameters
     ----------
@@ -415,11 +415,10 @@ def build_fastnet(
     >>> model.get_layer("layer3_conv").kernel_size, model.get_layer("head_dropout").rate
     ((4, 4), 0.2)
     """
-    smallest = 8 if whitening_kernel is None else 8 + WHITENING_PATCH - 1
-    if min(input_shape[:2]) < smallest:
+    if min(input_shape[:2]) < 8:
         raise ValueError(
             "build_fastnet halves the image size three times, so it needs images of at least "
-            f"{smallest}x{smallest} pixels; got {input_shape[0]}x{input_shape[1]} images."
+            f"8x8 pixels; got {input_shape[0]}x{input_shape[1]} images."
         )
     sizes = kernel_sizes(kernel_order, RESIDUAL_STAGES, unit="stage")
     _check_dropout(dropout)
@@ -451,8 +450,15 @@ def _whitening_stem(x, kernel: np.ndarray):
             f"whitening_kernel must have shape {(*expected, 'filters')} for these images; "
             f"got {kernel.shape}."
         )
+    # "same" padding (airbench has none): the image keeps its size, so the network accepts
+    # the images it accepted with the prep conv; the padded zeros are the standardised mean.
     conv = layers.Conv2D(
-        kernel.shape[-1], WHITENING_PATCH, use_bias=False, trainable=False, name="whiten"
+        kernel.shape[-1],
+        WHITENING_PATCH,
+        padding="same",
+        use_bias=False,
+        trainable=False,
+        name="whiten",
     )
     x = conv(x)
     conv.set_weights([kernel])
