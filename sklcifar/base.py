@@ -179,6 +179,9 @@ class ImageClassifier(KerasClassifier):
         "tta": False,
         "patience": 10,
     }
+    #: Parameters whose default changed the network: the value a model saved before the
+    #: parameter existed had (its network's), for loading such a model.
+    values_before_added: ClassVar[dict[str, Any]] = {}
 
     _parameter_constraints: ClassVar[dict] = {
         "epochs": [Interval(Integral, 1, None, closed="left"), None],
@@ -678,14 +681,15 @@ class ImageClassifier(KerasClassifier):
                 )
         super().__setstate__(state)
         self._saved_versions = saved
-        # A parameter added after this model was saved takes its default, which builds the
-        # network the model was saved with; without it get_params and clone would fail.
+        # A parameter added after this model was saved takes the value that builds the
+        # network the model was saved with (its default, or values_before_added); without
+        # it get_params and clone would fail.
         for cls in type(self).__mro__:
             if not issubclass(cls, ImageClassifier):
                 continue
             for name, parameter in inspect.signature(cls.__init__).parameters.items():
                 if parameter.default is not parameter.empty and name not in self.__dict__:
-                    setattr(self, name, parameter.default)
+                    setattr(self, name, self.values_before_added.get(name, parameter.default))
 
     @property
     def saved_versions_(self) -> dict[str, str] | None:

@@ -173,7 +173,9 @@ def _trusted_class(name: str, where: str) -> type:
 def _decode_estimator(entry: dict, where: str) -> BaseEstimator:
     cls = _trusted_class(entry["class"], where)
     params = {k: _decode(v, f"{where}.{k}") for k, v in entry["params"].items()}
-    estimator = cls(**params)
+    # A file from before a parameter existed: the value that builds its network.
+    older = {k: v for k, v in getattr(cls, "values_before_added", {}).items() if k not in params}
+    estimator = cls(**params, **older)
     for name, value in entry["fitted"].items():
         if not _FITTED_NAME.fullmatch(name) or name in _REBUILT:
             raise SafeFormatError(f"{where}: {name!r} is not a fitted attribute name")

@@ -307,15 +307,18 @@ def test_loading_under_other_versions_warns(tmp_path, monkeypatch):
 
 
 def test_models_saved_before_a_parameter_existed_take_its_default(tmp_path):
-    # FastNet's dropout and kernel_order came after models had been saved without them.
+    # FastNet's dropout, kernel_order and stem came after models had been saved without
+    # them; the stem's default changed the network, so old models get the one they have.
     X, y = blobs()
-    clf = FastNetClassifier(width=4, epochs=1, random_state=0).fit(X, y)
-    state = clf.__getstate__()
-    del state["dropout"], state["kernel_order"]
+    clf = FastNetClassifier(width=4, epochs=1, stem="conv", random_state=0).fit(X, y)
+    state = dict(clf.__getstate__())  # a copy: deleting from it must not change clf
+    del state["dropout"], state["kernel_order"], state["stem"]
     loaded = FastNetClassifier.__new__(FastNetClassifier)
     loaded.__setstate__(state)
     assert loaded.get_params()["dropout"] == 0.0
     assert loaded.get_params()["kernel_order"] == "constant"
+    assert loaded.get_params()["stem"] == "conv"
+    assert FastNetClassifier().stem == "patch_whitening"
     assert clone(loaded).get_params() == clone(clf).get_params()
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
 

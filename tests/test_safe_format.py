@@ -99,6 +99,23 @@ def test_bare_classifier_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X / 255.0), clf.predict_proba(X / 255.0))
 
 
+def test_a_fastnet_file_from_before_the_stem_parameter_loads_with_the_conv_stem(tmp_path):
+    X, y = images(size=16, channels=1)
+    clf = FastNetClassifier(width=2, epochs=1, batch_size=8, stem="conv", random_state=0)
+    path = save_model(clf.fit(X, y), tmp_path / "fast.sklcifar")
+    old = tmp_path / "old.sklcifar"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(old, "w") as target:
+        document = json.loads(source.read("model.json"))
+        del document["model"]["estimator"]["params"]["stem"]  # as files saved before it
+        target.writestr("model.json", json.dumps(document))
+        target.writestr("network.keras", source.read("network.keras"))
+    loaded = load_model(old)
+    # Its network has the conv stem, and so does a clone refit from its parameters.
+    assert loaded.get_params()["stem"] == "conv"
+    assert "prep_conv" in [layer.name for layer in loaded.model_.layers]
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
 def test_other_versions_warn(fitted_pipeline, tmp_path):
     path = save_model(fitted_pipeline, tmp_path / "model.sklcifar")
     edited = tmp_path / "old.sklcifar"
