@@ -75,18 +75,20 @@ def _subset(text: str) -> int | None:
     return None if text == "all" else _positive_int(text)
 
 
-def _count(text: str) -> int:
-    try:
-        return _positive_int(text) if text.strip() != "0" else 0
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer; got {text!r}") from None
+def _zero_or(parse, zeros: tuple[str, ...], what: str):
+    """An argument type: one of ``zeros`` for 0, else what ``parse`` accepts."""
+
+    def parse_or_zero(text: str):
+        try:
+            return 0 if text.strip() in zeros else parse(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"must be 0 or {what}; got {text!r}") from None
+
+    return parse_or_zero
 
 
-def _seconds_or_off(text: str) -> float:
-    try:
-        return _positive_number(text) if text.strip() not in ("0", "0.0") else 0.0
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"must be 0 or positive seconds; got {text!r}") from None
+_count = _zero_or(_positive_int, ("0",), "a positive integer")
+_seconds_or_off = _zero_or(_positive_number, ("0", "0.0"), "positive seconds")
 
 
 def _families(text: str) -> list[str]:

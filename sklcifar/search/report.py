@@ -55,7 +55,11 @@ def standard_error(trial: FrozenTrial) -> float | None:
     n = trial.user_attrs.get("validation_images")
     if not n or trial.value is None:
         return None
-    return math.sqrt(trial.value * (1 - trial.value) / n)
+    return _accuracy_error(trial.value, n)
+
+
+def _accuracy_error(accuracy: float, n_images: int) -> float:
+    return math.sqrt(accuracy * (1 - accuracy) / n_images)
 
 
 def refit_trial(
@@ -184,7 +188,7 @@ def duel(
             "score": _objective_score(accuracy, objective),
         }
     score = contestants["challenger"]["score"]
-    error = math.sqrt(score * (1 - score) / len(y_val))
+    error = _accuracy_error(score, len(y_val))
     wins = score - contestants["default"]["score"] > error
     return {
         "seconds": seconds,
