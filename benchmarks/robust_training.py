@@ -29,6 +29,7 @@ from pathlib import Path
 
 from _common import DEFAULT_DATA, machine_header, write_csv
 
+from sklcifar.augmix import AUGMIX_OPERATIONS, PRIME_OPERATIONS
 from sklcifar.corruption_error import compare_reports, comparison_markdown
 from sklcifar.datasets import load_cifar, stratified_subset
 from sklcifar.estimators import FAST_RECIPE, ROBUST_AUGMENT
@@ -36,8 +37,15 @@ from sklcifar.files import atomic_write, check_output_path
 from sklcifar.pipelines import make_pipeline
 from sklcifar.plots import plot_robustness_comparison, save_figure
 from sklcifar.robustness import evaluate_robustness
+from sklcifar.transformers import RobustMix
 
-RECIPES = {"default": ("flip", "shift"), "robust": ROBUST_AUGMENT}
+RECIPES = {
+    "default": ("flip", "shift"),
+    "robust": ROBUST_AUGMENT,
+    # The robust mixture's two halves alone, to see what each brings.
+    "augmix": ("flip", "shift", RobustMix(operations=AUGMIX_OPERATIONS)),
+    "prime": ("flip", "shift", RobustMix(operations=PRIME_OPERATIONS)),
+}
 
 
 def main() -> None:
@@ -55,6 +63,13 @@ def main() -> None:
         type=int,
         default=2000,
         help="stratified test images (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--recipes",
+        type=recipe_names,
+        default="default,robust",
+        help=f"comma-separated, from {', '.join(RECIPES)}; 'default' is the baseline "
+        "of mCE (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="folder for the outputs")
@@ -77,7 +92,8 @@ def main() -> None:
         flush=True,
     )
     reports, seconds = {}, {}
-    for name, augment in RECIPES.items():
+    for name in args.recipes:
+        augment = RECIPES[name]
         pipeline = make_pipeline(
             "fastnet", epochs=args.epochs, augment=augment, random_state=args.seed
         )
@@ -99,6 +115,16 @@ def main() -> None:
         file.write(f"{machine_header()}\n\n{table}")
     write_csv(args.out / "robust_training.csv", rows)
     save_figure(plot_robustness_comparison(reports), args.out / "robust_training.png")
+
+
+def recipe_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in RECIPES]
+    if unknown or "default" not in names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"expected distinct names from {', '.join(RECIPES)}, 'default' among them; got {text!r}"
+        )
+    return names
 
 
 if __name__ == "__main__":

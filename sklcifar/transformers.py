@@ -29,6 +29,7 @@ redrawn for every training batch of every epoch (:mod:`sklcifar.augmentation`).
 from __future__ import annotations
 
 from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
@@ -641,7 +642,7 @@ class RandomRotation(PerturbationTransformer):
 
 
 class RobustMix(PerturbationTransformer):
-    """The robust training mixture: AugMix-style chains plus 2-4% pixel noise.
+    """The robust training mixture: AugMix and PRIME chains plus 2-4% pixel noise.
 
     Wraps :func:`sklcifar.augmix.robust_mix` (see :mod:`sklcifar.augmix` for what it
     draws and why it leaves the CIFAR-C corruptions out); ``augment=[..., "robust"]``
@@ -651,9 +652,14 @@ class RobustMix(PerturbationTransformer):
     Parameters
     ----------
     severity : float in (0, 10], default=3
-        Strength of the AugMix operations (AugMix's scale and default).
+        Strength of the operations (AugMix's scale and default; PRIME's ranges at 3).
     width : int >= 0, default=3
-        AugMix chains mixed per image; 0 for noise only.
+        Chains mixed per image; 0 for noise only.
+    operations : tuple of str, default=ROBUST_OPERATIONS
+        What the chains draw from: names of :data:`sklcifar.augmix.OPERATIONS`, e.g.
+        ``AUGMIX_OPERATIONS`` or ``PRIME_OPERATIONS``; the default is both.
+    mix_probability : float in [0, 1], default=1.0
+        Share of the images that are mixed.
     noise_range : tuple of two floats in [0, 1], default=(0.02, 0.04)
         Per-image pixel-noise fraction range.
     noise_probability : float in [0, 1], default=0.5
@@ -671,10 +677,24 @@ class RobustMix(PerturbationTransformer):
     """
 
     _perturbation = staticmethod(augmix.robust_mix)
-    _perturbation_params = ("severity", "width", "noise_range", "noise_probability")
+    #: What a RobustMix saved before these parameters existed drew.
+    values_before_added: ClassVar[dict[str, Any]] = {
+        "operations": augmix.AUGMIX_OPERATIONS,
+        "mix_probability": 1.0,
+    }
+    _perturbation_params = (
+        "severity",
+        "width",
+        "operations",
+        "mix_probability",
+        "noise_range",
+        "noise_probability",
+    )
     _parameter_constraints = _constraints(
         severity=[Interval(Real, 0, 10, closed="right")],
         width=[Interval(Integral, 0, None, closed="left")],
+        operations=[tuple, list],
+        mix_probability=[_UNIT],
         noise_range=[tuple, list],
         noise_probability=[_UNIT],
     )
@@ -683,6 +703,8 @@ class RobustMix(PerturbationTransformer):
         self,
         severity=3,
         width=3,
+        operations=augmix.ROBUST_OPERATIONS,
+        mix_probability=1.0,
         noise_range=augmix.ROBUST_NOISE_RANGE,
         noise_probability=0.5,
         *,
@@ -691,6 +713,11 @@ class RobustMix(PerturbationTransformer):
     ):
         self.severity = severity
         self.width = width
+        self.operations = operations
+        self.mix_probability = mix_probability
         self.noise_range = noise_range
         self.noise_probability = noise_probability
         super().__init__(apply=apply, random_state=random_state)
+
+    def __setstate__(self, state):
+        super().__setstate__({**self.values_before_added, **state})

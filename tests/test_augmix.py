@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from sklcifar import FastNetClassifier
-from sklcifar.augmix import OPERATIONS, robust_mix
+from sklcifar.augmix import (
+    AUGMIX_OPERATIONS,
+    OPERATIONS,
+    PRIME_OPERATIONS,
+    ROBUST_OPERATIONS,
+    robust_mix,
+)
 from sklcifar.estimators import ROBUST_AUGMENT
 from sklcifar.transformers import RobustMix
 
@@ -68,3 +74,49 @@ def test_robust_recipe_by_name():
     assert isinstance(clf._augmentations()[-1], RobustMix)
     y = np.arange(64) % 2
     assert clf.fit(IMAGES, y).predict(IMAGES[:3]).shape == (3,)
+
+
+def test_prime_primitives_are_what_they_claim():
+    x = np.random.default_rng(1).random((16, 32, 24, 1)).astype(np.float32)
+    # The colour curve is a function of intensity: equal pixels stay equal.
+    flat = np.full((4, 8, 8, 1), 0.3, dtype=np.float32)
+    curved = OPERATIONS["color_curve"](flat, 3, np.random.default_rng(0))
+    assert (curved == curved[:, :1, :1]).all() and (curved != 0.3).any()
+    # A smooth displacement moves pixels by a pixel or two (non-square images included):
+    # on a vertical ramp, value = row / 31, the change is the rows moved / 31.
+    moved = OPERATIONS["diffeomorphism"](x, 3, np.random.default_rng(0))
+    assert moved.shape == x.shape and (moved != x).any()
+    ramp = np.broadcast_to(np.linspace(0, 1, 32, dtype=np.float32)[:, None, None], (32, 24, 1))
+    warped = OPERATIONS["diffeomorphism"](np.stack([ramp] * 16), 3, np.random.default_rng(0))
+    rows_moved = np.abs(warped - ramp).mean(axis=(1, 2, 3)) * 31
+    assert 0 < rows_moved.mean() < 2 and rows_moved.max() < 4
+    # The random filter keeps a constant image constant up to the filter's gain.
+    filtered = OPERATIONS["random_filter"](np.full((8, 8, 8, 1), 0.5, np.float32), 3, RNG)
+    assert (filtered == filtered[:, :1, :1]).all()
+
+
+def test_operations_and_mix_probability():
+    augmix_only = robust_mix(IMAGES, operations=AUGMIX_OPERATIONS, random_state=3)
+    prime_only = robust_mix(IMAGES, operations=PRIME_OPERATIONS, random_state=3)
+    assert (augmix_only != prime_only).any()
+    assert ROBUST_OPERATIONS == AUGMIX_OPERATIONS + PRIME_OPERATIONS
+    untouched = robust_mix(IMAGES, mix_probability=0.0, noise_probability=0.0, random_state=0)
+    np.testing.assert_array_equal(untouched, IMAGES)
+    half = robust_mix(IMAGES, mix_probability=0.5, noise_probability=0.0, random_state=0)
+    changed = (half != IMAGES).reshape(len(IMAGES), -1).any(axis=1).mean()
+    assert 0.25 < changed < 0.75
+
+
+@pytest.mark.parametrize("operations", [(), ("blur",), ["rotate", "gaussian_noise"]])
+def test_unknown_operations_are_refused(operations):
+    with pytest.raises(ValueError, match="operations must be a non-empty sequence"):
+        robust_mix(IMAGES, operations=operations)
+
+
+def test_robust_mix_saved_before_prime_draws_augmix_operations():
+    state = RobustMix(random_state=0).__getstate__()
+    del state["operations"], state["mix_probability"]
+    older = RobustMix.__new__(RobustMix)
+    older.__setstate__(state)
+    assert older.get_params()["operations"] == AUGMIX_OPERATIONS
+    assert older.get_params()["mix_probability"] == 1.0

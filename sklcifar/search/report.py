@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from ..files import atomic_path, atomic_write
 from ..perturbations import SEED_NOISE_FRACTION, pixel_noise
 from .storage import _experimental_ok
-from .trial import build_pipeline
+from .trial import build_pipeline, objective_score
 
 #: A time-budgeted refit trains a configuration for at least this share of the epochs its
 #: trial had: with fewer passes it is no longer the model the trials judged (a wide network
@@ -114,14 +114,6 @@ def clean_and_noisy_accuracy(
     }
 
 
-def _objective_score(accuracy: dict[str, float], objective: str) -> float:
-    if objective == "accuracy":
-        return accuracy["clean"]
-    if objective == "noisy":
-        return accuracy["pixel_noise"]
-    return (accuracy["clean"] + accuracy["pixel_noise"]) / 2
-
-
 def duel(
     study: optuna.Study,
     default: FrozenTrial,
@@ -185,7 +177,7 @@ def duel(
             "trial": trial.number,
             "epochs": len(model.named_steps["classifier"].history_["loss"]),
             "validation_accuracy": accuracy,
-            "score": _objective_score(accuracy, objective),
+            "score": objective_score(objective, accuracy["clean"], accuracy["pixel_noise"]),
         }
     score = contestants["challenger"]["score"]
     error = _accuracy_error(score, len(y_val))

@@ -41,6 +41,18 @@ OBJECTIVES = {
 }
 
 
+def objective_score(objective: str, clean: float, noisy: float) -> float:
+    """What ``objective`` makes of a clean accuracy and one under the seed's noise.
+
+    Examples
+    --------
+    >>> from sklcifar.search.trial import objective_score
+    >>> objective_score("balanced", 0.8, 0.6)
+    0.7
+    """
+    return {"accuracy": clean, "noisy": noisy, "balanced": (clean + noisy) / 2}[objective]
+
+
 def build_pipeline(family: str, params: Mapping[str, Any], **extra) -> Pipeline:
     """The grayscale pipeline of ``family`` with estimator ``params`` and ``extra``; a
     ``noise_fraction`` above 0 puts a ``PixelNoise`` step on the grey images in front of
@@ -99,7 +111,9 @@ class NoisyValidation(keras.callbacks.Callback):
         proba = self.model.predict(self._images, batch_size=512, verbose=0)
         noisy = float(np.mean(np.argmax(proba, axis=1) == self._labels))
         logs["val_noisy_accuracy"] = noisy
-        logs["val_balanced_accuracy"] = (float(logs["val_accuracy"]) + noisy) / 2
+        logs["val_balanced_accuracy"] = objective_score(
+            "balanced", float(logs["val_accuracy"]), noisy
+        )
 
 
 class _ValidationClock(keras.callbacks.Callback):
