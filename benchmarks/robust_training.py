@@ -42,7 +42,10 @@ from sklcifar.transformers import RobustMix
 RECIPES = {
     "default": ("flip", "shift"),
     "robust": ROBUST_AUGMENT,
-    # The robust mixture's two halves alone, to see what each brings.
+    # The robust mixture on every image or on half of them (clean accuracy against
+    # robustness), and its two halves alone, to see what each brings.
+    "mix_all": ("flip", "shift", RobustMix(mix_probability=1.0)),
+    "mix_half": ("flip", "shift", RobustMix(mix_probability=0.5)),
     "augmix": ("flip", "shift", RobustMix(operations=AUGMIX_OPERATIONS)),
     "prime": ("flip", "shift", RobustMix(operations=PRIME_OPERATIONS)),
 }
