@@ -1,19 +1,22 @@
-"""The robust training mixture: AugMix-style chains plus the seed's noise at 2-4%.
+"""The robust training mixture: AugMix and PRIME chains plus the seed's noise at 2-4%.
 
 `robust_mix` is what ``augment=[..., "robust"]`` (`sklcifar.transformers.RobustMix`)
 draws afresh for every training batch. It follows AugMix (Hendrycks et al., ICLR 2020,
-``google-research/augmix``): each image is mixed with ``width`` chains of 1-3 random
-operations, ``m * x + (1 - m) * sum_i w_i chain_i(x)`` with ``w ~ Dirichlet(1)`` and
-``m ~ Beta(1, 1)``; then a share ``noise_probability`` of the images gets the seed
-study's pixel noise with a fraction drawn per image from ``noise_range`` (the seed
-proposed "a varying degree of noise across the samples, eg from 2% to 4%").
+``google-research/augmix``): a share ``mix_probability`` of the images is mixed with
+``width`` chains of 1-3 random operations, ``m * x + (1 - m) * sum_i w_i chain_i(x)``
+with ``w ~ Dirichlet(1)`` and ``m ~ Beta(1, 1)``; then a share ``noise_probability`` of
+the images gets the seed study's pixel noise with a fraction drawn per image from
+``noise_range`` (the seed proposed "a varying degree of noise across the samples, eg
+from 2% to 4%").
 
-The operations are AugMix's CIFAR list: autocontrast, equalize, posterize, solarize,
-rotate, shear and translate. Like AugMix, it leaves out the operations that are CIFAR-C
-corruptions (contrast, brightness, blur, noise of CIFAR-C's kinds, JPEG, pixelation,
-weather): training on the test corruptions at their test parameters would tune the
-model to the benchmark instead of measuring robustness. The seed's pixel noise is the
-one test perturbation trained on, because the seed's perturbed test set is the task.
+The operations are AugMix's CIFAR list (autocontrast, equalize, posterize, solarize,
+rotate, shear, translate) and PRIME's three primitives (Modas et al., ECCV 2022: a
+random filter, a random smooth displacement, a random intensity curve). Like AugMix and
+PRIME, it leaves out the operations that are CIFAR-C corruptions (contrast, brightness,
+blur, noise of CIFAR-C's kinds, JPEG, pixelation, weather): training on the test
+corruptions at their test parameters would tune the model to the benchmark instead of
+measuring robustness. The seed's pixel noise is the one test perturbation trained on,
+because the seed's perturbed test set is the task.
 """
 
 from __future__ import annotations
