@@ -286,11 +286,17 @@ def test_fastnet_with_a_whitening_stem_keeps_its_kernel_fixed():
     kernel = patch_whitening_kernel(images)
     model = build_fastnet((32, 32, 1), 10, width=4, whitening_kernel=kernel)
     whiten = model.get_layer("whiten")
-    assert not whiten.trainable and whiten.output.shape == (None, 32, 32, 8)
+    # No padding, as airbench: 32x32 -> 31x31, then 15, 7 and 3 pixels.
+    assert not whiten.trainable and whiten.output.shape == (None, 31, 31, 8)
+    assert model.get_layer("layer3_pool").output.shape[1:3] == (3, 3)
     np.testing.assert_array_equal(whiten.get_weights()[0], kernel)
     assert "prep_conv" not in [layer.name for layer in model.layers]
     assert model.predict(images[:2], verbose=0).shape == (2, 10)
     with pytest.raises(ValueError, match=r"whitening_kernel must have shape \(2, 2, 3"):
         build_fastnet((32, 32, 3), 10, width=4, whitening_kernel=kernel)
+    # 8x8 images cannot lose a pixel and still be halved three times: "same" padding.
     small = build_fastnet((8, 8, 1), 10, width=4, whitening_kernel=kernel)
     assert small.get_layer("whiten").output.shape == (None, 8, 8, 8)
+    assert build_fastnet((9, 9, 1), 10, width=4, whitening_kernel=kernel).get_layer(
+        "whiten"
+    ).output.shape == (None, 8, 8, 8)
