@@ -117,7 +117,9 @@ def main() -> None:
     with atomic_write(args.out / "robust_training.md", "w", overwrite=True) as file:
         file.write(f"{machine_header()}\n\n{table}")
     write_csv(args.out / "robust_training.csv", rows)
-    save_figure(plot_robustness_comparison(reports), args.out / "robust_training.png")
+    save_figure(
+        plot_robustness_comparison(reports), args.out / "robust_training.png", overwrite=True
+    )
 
 
 def recipe_names(text: str) -> list[str]:
