@@ -123,11 +123,17 @@ def _translate(x, severity, rng):
 # Robustness to Common Corruptions"): a random 3x3 filter (spectral), a random smooth
 # displacement field (spatial) and a random smooth intensity curve (colour). None is a
 # CIFAR-C corruption; their strength is drawn per image from PRIME's CIFAR ranges,
-# scaled by severity / 3 so that the default severity uses PRIME's own.
+# scaled by severity / _PRIME_SEVERITY so that the default severity uses PRIME's own.
+_PRIME_SEVERITY = 3
+_FILTER_SIGMA = 4.0  # largest spread of the random filter's weights
+_CURVE_FREQUENCIES = 100  # most sine terms in a random intensity curve
+_CURVE_TEMPERATURE = 0.01  # largest variance of a curve's sine coefficients
+
+
 def _random_filter(x, severity, rng):
     """Convolve each image with ``delta + sigma * N(0, 1)``, sigma ~ U(0, 4) (3x3)."""
     n, h, w, _ = x.shape
-    sigma = rng.uniform(0, 4 * severity / 3, size=n)
+    sigma = rng.uniform(0, _FILTER_SIGMA * severity / _PRIME_SEVERITY, size=n)
     kernels = sigma[:, None, None] * rng.standard_normal((n, 3, 3))
     kernels[:, 1, 1] += 1
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
@@ -160,7 +166,7 @@ def _diffeomorphism(x, severity, rng):
     cuts = np.floor(rng.beta(0.5, 0.5, size=n) * (side - 1) + 2)
     logs = np.log(cuts)
     low = 1 / (np.pi * side**2 * logs)
-    high = np.maximum(low, severity / 3 * 4 / (np.pi**3 * cuts**2 * logs))
+    high = np.maximum(low, severity / _PRIME_SEVERITY * 4 / (np.pi**3 * cuts**2 * logs))
     temperature = low + rng.beta(0.5, 0.5, size=n) * (high - low)
     scale = (np.sqrt(temperature) * side)[:, None, None]
     fields = scale * _smooth_field(2 * n, side, np.tile(cuts, 2), rng).reshape(2, n, side, side)
@@ -181,10 +187,11 @@ def _resize_field(field, h, w):
 def _color_curve(x, severity, rng):
     """Map intensities through ``v + sqrt(T) * sum_k c_k sin(pi k v)``, k <= cut <= 100."""
     n, h, w, c = x.shape
-    frequencies = np.arange(1, 101)
-    cuts = rng.integers(1, 101, size=(n * c, 1))
-    temperature = rng.uniform(0, 0.01 * severity / 3, size=(n * c, 1))
-    coefficients = rng.standard_normal((n * c, 100)) * (frequencies <= cuts)
+    frequencies = np.arange(1, _CURVE_FREQUENCIES + 1)
+    cuts = rng.integers(1, _CURVE_FREQUENCIES + 1, size=(n * c, 1))
+    high = _CURVE_TEMPERATURE * severity / _PRIME_SEVERITY
+    temperature = rng.uniform(0, high, size=(n * c, 1))
+    coefficients = rng.standard_normal((n * c, _CURVE_FREQUENCIES)) * (frequencies <= cuts)
     levels = np.linspace(0, 1, _LEVELS)
     curves = levels + np.sqrt(temperature) * (
         coefficients @ np.sin(np.pi * frequencies[:, None] * levels[None])
