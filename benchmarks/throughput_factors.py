@@ -13,9 +13,11 @@ warm-up. Each row reports
 Rows (``--only`` picks some): the default; plain ``keras.Model.fit`` on in-memory arrays
 (no augmentation) at batch 512 and 256, and with XLA; the estimator with ``jit_compile``;
 augmentation prepared by 1 thread (the main one: no overlap) or 3, in the graph
-(``augment_in_graph``) or none; batch 256; no validation split; TensorFlow intra-/inter-op
-threads 1/1, 2/1, 1/2; weight EMA; float32 where the default picks bf16. There is no
-data-layout row: TensorFlow's CPU convolutions take channels-last images only.
+(``augment_in_graph``) or none; the robust mixture (``ROBUST_AUGMENT``) with numpy's BLAS
+limited to one thread while it runs (the package's setting) or not; batch 256; no
+validation split; TensorFlow intra-/inter-op threads 1/1, 2/1, 1/2; weight EMA; float32
+where the default picks bf16. There is no data-layout row: TensorFlow's CPU convolutions
+take channels-last images only.
 
     python benchmarks/throughput_factors.py [--images 8192] [--epochs 4] [--only a,b]
         [--csv FILE]
@@ -31,7 +33,8 @@ import sys
 import time
 from pathlib import Path
 
-# name -> (estimator parameters, settings: loop, augment_workers, intra/inter-op threads)
+# name -> (estimator parameters, settings: loop, augment_workers, intra/inter-op threads,
+# robust: the robust recipe's augmentation, blas: numpy's BLAS threads during fit)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "default": ({}, {}),
     "keras.fit batch 512": ({}, {"loop": "keras"}),
@@ -42,6 +45,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "augmentation: 3 threads": ({}, {"augment_workers": 3}),
     "augmentation: in graph": ({"augment_in_graph": True}, {}),
     "augmentation: none": ({"augment": ()}, {}),
+    "robust mixture": ({}, {"robust": True}),
+    "robust mixture, BLAS threads unlimited": ({}, {"robust": True, "blas": None}),
     "batch 256": ({"batch_size": 256}, {}),
     "no validation split": ({"validation_fraction": 0}, {}),
     "threads intra 1 inter 1": ({}, {"threads": (1, 1)}),
@@ -64,9 +69,14 @@ def run_variant(name: str, n_images: int, epochs: int, data: str | None) -> dict
     from _common import grayscale_cifar, images_per_second, plain_keras_fit
 
     from sklcifar import FastNetClassifier, training
+    from sklcifar.estimators import ROBUST_AUGMENT
 
     if "augment_workers" in settings:
         training.AUGMENT_WORKERS = settings["augment_workers"]
+    if "blas" in settings:
+        training.AUGMENT_BLAS_THREADS = settings["blas"]
+    if settings.get("robust"):
+        params = {**params, "augment": ROBUST_AUGMENT}
     X, y = grayscale_cifar(data, "train")
     X, y = X[:n_images], y[:n_images]
     timer = epoch_wall_timer()

@@ -599,15 +599,16 @@ class ImageClassifier(KerasClassifier):
         first_epoch, checkpointing = checkpoints.resume_or_start(
             self, data["x"], callbacks, (X, y, sample_weight), validation, initial_epoch, epochs
         )
-        history = self.model_.fit(
-            **data,
-            epochs=initial_epoch + epochs,
-            initial_epoch=first_epoch,
-            validation_data=validation,
-            validation_batch_size=max(batch_size, 256),
-            callbacks=callbacks + checkpointing + self._fit_callbacks,
-            verbose=self.verbose,
-        )
+        with training.augmentation_blas_threads():
+            history = self.model_.fit(
+                **data,
+                epochs=initial_epoch + epochs,
+                initial_epoch=first_epoch,
+                validation_data=validation,
+                validation_batch_size=max(batch_size, 256),
+                callbacks=callbacks + checkpointing + self._fit_callbacks,
+                verbose=self.verbose,
+            )
         # A resumed fit's history holds the checkpoint's epochs too.
         epoch_history = checkpointing[0].history if checkpointing else history.history
         self.epochs_ = len(epoch_history.get("loss", []))

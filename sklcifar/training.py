@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import keras
 import numpy as np
+import threadpoolctl
 from keras import ops
 
 from .machine import cpu_flags
@@ -23,6 +24,10 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
 # Threads preparing augmented batches while TensorFlow trains (benchmarks/augment_overhead.py
 # measures 1 against 2 on a 2-core machine).
 AUGMENT_WORKERS = 2
+# numpy's BLAS threads while augmentation threads prepare batches (None: as they are).
+# The robust mixture's matrix products (PRIME's curves and displacement fields) would
+# otherwise start BLAS threads that spin on the cores TensorFlow trains on.
+AUGMENT_BLAS_THREADS: int | None = 1
 LR_SCHEDULES = ("constant", "warmup_linear")
 PRECISIONS = ("auto", "float32", "bfloat16")
 
@@ -198,6 +203,16 @@ def dtype_policy(name: str) -> Iterator[None]:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+@contextlib.contextmanager
+def augmentation_blas_threads() -> Iterator[None]:
+    """Limit numpy's BLAS to ``AUGMENT_BLAS_THREADS`` threads for the duration."""
+    if AUGMENT_BLAS_THREADS is None:
+        yield
+        return
+    with threadpoolctl.threadpool_limits(limits=AUGMENT_BLAS_THREADS, user_api="blas"):
+        yield
 
 
 class AugmentedBatches(keras.utils.PyDataset):

@@ -106,3 +106,25 @@ def test_make_optimizer_keeps_a_moving_average_of_the_weights_on_request():
     averaged = optimizer._model_variables_moving_average
     for weight, average in zip(model.trainable_weights, averaged, strict=True):
         np.testing.assert_allclose(weight.numpy(), average.numpy())
+
+
+def test_numpy_blas_runs_one_thread_while_a_fit_trains():
+    import threadpoolctl
+
+    from sklcifar import FastNetClassifier
+
+    def blas_threads():
+        return {
+            info["num_threads"]
+            for info in threadpoolctl.threadpool_info()
+            if info["user_api"] == "blas"
+        }
+
+    seen = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: seen.append(blas_threads()))
+    rng = np.random.default_rng(0)
+    X, y = rng.integers(0, 256, (32, 8, 8), dtype=np.uint8), np.arange(32) % 2
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        FastNetClassifier(width=2, epochs=1, callbacks=[record], random_state=0).fit(X, y)
+        assert seen == [{1}]
+        assert blas_threads() == {2}  # restored after the fit
