@@ -46,7 +46,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "augmentation: in graph": ({"augment_in_graph": True}, {}),
     "augmentation: none": ({"augment": ()}, {}),
     "robust mixture": ({}, {"robust": True}),
-    "robust mixture, BLAS threads unlimited": ({}, {"robust": True, "blas": None}),
+    "robust mixture BLAS unlimited": ({}, {"robust": True, "blas": None}),
     "batch 256": ({"batch_size": 256}, {}),
     "no validation split": ({"validation_fraction": 0}, {}),
     "threads intra 1 inter 1": ({}, {"threads": (1, 1)}),
