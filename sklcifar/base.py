@@ -95,6 +95,16 @@ class ImageClassifier(KerasClassifier):
         Per-epoch training augmentation: ``PerturbationTransformer`` instances (e.g.
         ``RandomFlip()``, ``PixelNoise(0.03)``) or the names "flip", "shift", "rotation";
         fresh random draws every epoch. ``()`` for none.
+    consistency : float or None
+        Weight of AugMix's Jensen-Shannon consistency loss (AugMix uses 12; None for
+        none). Each training batch then shows the network every image three times: after
+        the augment steps before the first ``RobustMix`` (the clean view), and after two
+        independent draws of that ``RobustMix`` and the steps after it; the cross-entropy
+        counts the clean view, the consistency term pulls the three predictions together
+        (``training.ConsistencyCrossentropy``). Needs a ``RobustMix`` step in ``augment``
+        (e.g. ``ROBUST_AUGMENT``); a step costs three times the compute. Sample weights
+        weight the cross-entropy, not the consistency term; ``history_["accuracy"]``
+        counts all three views.
     tta : bool, "multicrop" or None
         Test-time augmentation: True averages the predictions for the images and their
         mirror images; "multicrop" adds those of two copies shifted by one pixel
@@ -194,6 +204,7 @@ class ImageClassifier(KerasClassifier):
         "warmup_epochs": [Interval(Real, 0, None, closed="left"), None],
         "label_smoothing": [Interval(Real, 0, 1, closed="left"), None],
         "augment": [list, tuple, None],
+        "consistency": [Interval(Real, 0, None, closed="neither"), None],
         "tta": ["boolean", StrOptions({"multicrop"}), None],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 0, None, closed="left"), None],
@@ -222,6 +233,7 @@ class ImageClassifier(KerasClassifier):
         warmup_epochs: float | None = None,
         label_smoothing: float | None = None,
         augment: Sequence | None = None,
+        consistency: float | None = None,
         tta: bool | None = None,
         validation_fraction: float = 0.1,
         patience: int | None = None,
@@ -262,6 +274,7 @@ class ImageClassifier(KerasClassifier):
         self.warmup_epochs = warmup_epochs
         self.label_smoothing = label_smoothing
         self.augment = augment
+        self.consistency = consistency
         self.tta = tta
         self.validation_fraction = validation_fraction
         self.patience = patience
@@ -340,6 +353,19 @@ class ImageClassifier(KerasClassifier):
                 )
             steps.append(step)
         return steps
+
+    def _consistency_from(self, steps: Sequence[PerturbationTransformer]) -> int | None:
+        """Index of the first step the consistency views redraw (the first RobustMix)."""
+        if self.consistency is None:
+            return None
+        for i, step in enumerate(steps):
+            if isinstance(step, RobustMix):
+                return i
+        raise ValueError(
+            f"consistency={self.consistency} compares two draws of a RobustMix step, but "
+            f"the augmentation steps {steps!r} have none. Add one (e.g. augment="
+            "ROBUST_AUGMENT, or 'robust' in augment), or set consistency=None."
+        )
 
     # ---------------------------------------------------------------------- input checks
     def _validate_data(self, X=None, y=None, reset: bool = False, y_numeric: bool = False):
@@ -486,6 +512,7 @@ class ImageClassifier(KerasClassifier):
         # Keras seeds Python's, numpy's and TensorFlow's global generators together.
         keras.utils.set_random_seed(seed)
         try:
+            self._consistency_from(self._augmentations())  # a clear error before any work
             super().fit(
                 X[train],
                 y[train],
@@ -530,11 +557,18 @@ class ImageClassifier(KerasClassifier):
                 epochs=epochs,
                 ema_momentum=self.ema_momentum,
             ),
-            loss=training.SparseCrossentropy(self._setting("label_smoothing")),
+            loss=self._loss(),
             metrics=["accuracy"],
             jit_compile=self.jit_compile,
         )
         return model
+
+    def _loss(self) -> keras.losses.Loss:
+        if self.consistency is None:
+            return training.SparseCrossentropy(self._setting("label_smoothing"))
+        return training.ConsistencyCrossentropy(
+            self.consistency, label_smoothing=self._setting("label_smoothing")
+        )
 
     def _initialize(self, X, y=None):
         # The standardisation layer needs the training images' statistics at build time.
@@ -569,7 +603,8 @@ class ImageClassifier(KerasClassifier):
             X_val, y_val = self._validation_rows
             validation = (
                 self.feature_encoder_.transform(self._check_images(X_val, reset=False)),
-                self.target_encoder_.transform(y_val),
+                # A column of labels would read as consistency views (ConsistencyCrossentropy).
+                self.target_encoder_.transform(y_val).reshape(-1),
             )
         batch_size = self._setting("batch_size")
         augment = graph_augmentation.numpy_augmentation(self)
@@ -583,6 +618,7 @@ class ImageClassifier(KerasClassifier):
                     augment=augment,
                     seed=self._training_seed,
                     sample_weight=sample_weight,
+                    consistency_from=self._consistency_from(augment),
                 ),
                 # The batches shuffle themselves from (seed, epoch); Keras' own shuffle of
                 # their order would draw from Python's global generator, which no

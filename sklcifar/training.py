@@ -56,6 +56,49 @@ class SparseCrossentropy(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="sklcifar")
+class ConsistencyCrossentropy(SparseCrossentropy):
+    """Cross-entropy on the clean view plus AugMix's Jensen-Shannon consistency.
+
+    Training batches from ``AugmentedBatches(consistency_from=...)`` hold three views of
+    the same images, stacked ``[clean; augmented; augmented]``, with labels of shape
+    ``(3 * batch, 1)``. The loss is the label-smoothed cross-entropy of the clean view
+    plus ``weight`` times the Jensen-Shannon divergence between the three views'
+    predictions (Hendrycks et al., AugMix, 2020: weight 12), as a per-image value on the
+    clean rows (scaled by 3, so that Keras' mean over all rows is the mean over images)
+    and 0 on the others. Labels of shape ``(batch,)`` get the plain cross-entropy: the
+    classifiers pass their validation labels so (``ImageClassifier(consistency=...)``).
+    """
+
+    def __init__(
+        self,
+        weight: float = 12.0,
+        label_smoothing: float = 0.0,
+        name: str = "consistency_crossentropy",
+        **kw,
+    ):
+        super().__init__(label_smoothing=label_smoothing, name=name, **kw)
+        self.weight = weight
+
+    def call(self, y_true, y_pred):
+        if len(y_true.shape) < 2:  # validation batches: one view
+            return super().call(y_true, y_pred)
+        clean, first, second = ops.split(y_pred, 3, axis=0)
+        labels = ops.split(y_true, 3, axis=0)[0]
+        views = [ops.clip(view, 1e-7, 1.0) for view in (clean, first, second)]
+        log_mixture = ops.log(ops.clip((clean + first + second) / 3, 1e-7, 1.0))
+        divergence = (
+            sum(ops.sum(view * (ops.log(view) - log_mixture), axis=-1) for view in views) / 3
+        )
+        per_image = super().call(labels, clean) + self.weight * divergence
+        return ops.concatenate(
+            [3 * per_image, ops.zeros_like(per_image), ops.zeros_like(per_image)]
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "weight": self.weight}
+
+
+@keras.saving.register_keras_serializable(package="sklcifar")
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from ``peak / 10`` to ``peak`` over ``warmup_steps``, then linear decay
     to zero at ``total_steps`` (the airbench / ResNet-9 "triangle")."""
@@ -221,6 +264,11 @@ class AugmentedBatches(keras.utils.PyDataset):
     Each batch's random draws come from ``(seed, epoch, batch index)``, so results do not
     depend on which worker thread prepares it. Worker threads overlap the numpy
     augmentation with training (numpy releases the GIL in its array kernels).
+
+    With ``consistency_from=k`` each batch holds three views of its images for
+    ``ConsistencyCrossentropy``: the images after ``augment[:k]`` (the clean view), then
+    two independent draws of ``augment[k:]`` on them; labels come as a column, shape
+    ``(3 * batch, 1)``, and sample weights repeat.
     """
 
     def __init__(
@@ -232,6 +280,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         augment: Sequence,
         seed: int,
         sample_weight: np.ndarray | None = None,
+        consistency_from: int | None = None,
         workers: int | None = None,
     ):
         super().__init__(
@@ -239,6 +288,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         )
         self.images, self.labels, self.sample_weight = images, labels, sample_weight
         self.batch_size, self.augment, self.seed = batch_size, list(augment), seed
+        self.consistency_from = consistency_from
         self.epoch = 0
         self._order = self._shuffled_order()
 
@@ -252,11 +302,24 @@ class AugmentedBatches(keras.utils.PyDataset):
         rows = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
         batch = self.images[rows]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        for step in self.augment:
+        labels = self.labels[rows]
+        weights = None if self.sample_weight is None else self.sample_weight[rows]
+        if self.consistency_from is None:
+            batch = self._perturbed(batch, self.augment, rng)
+        else:
+            clean = self._perturbed(batch, self.augment[: self.consistency_from], rng)
+            views = [self._perturbed(clean, self.augment[self.consistency_from :], rng)]
+            views.append(self._perturbed(clean, self.augment[self.consistency_from :], rng))
+            batch = np.concatenate([clean, *views])
+            labels = np.concatenate([labels] * 3).reshape(-1, 1)
+            weights = None if weights is None else np.concatenate([weights] * 3)
+        return (batch, labels) if weights is None else (batch, labels, weights)
+
+    @staticmethod
+    def _perturbed(batch: np.ndarray, steps: Sequence, rng: np.random.Generator) -> np.ndarray:
+        for step in steps:
             batch = step.perturb(batch, random_state=rng)
-        if self.sample_weight is None:
-            return batch, self.labels[rows]
-        return batch, self.labels[rows], self.sample_weight[rows]
+        return batch
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -120,3 +120,37 @@ def test_robust_mix_saved_before_prime_draws_augmix_operations():
     older.__setstate__(state)
     assert older.get_params()["operations"] == AUGMIX_OPERATIONS
     assert older.get_params()["mix_probability"] == 1.0
+
+
+def test_consistency_loss_trains_on_three_views_and_saves():
+    import io
+
+    import joblib
+
+    from sklcifar import training
+
+    y = np.arange(64) % 2
+    params = dict(width=2, epochs=2, batch_size=16, random_state=0, precision="float32")
+    clf = FastNetClassifier(augment=ROBUST_AUGMENT, consistency=12.0, **params)
+    clf.fit(IMAGES, y)
+    assert isinstance(clf.model_.loss, training.ConsistencyCrossentropy)
+    assert clf.model_.loss.weight == 12.0
+    assert np.isfinite(clf.history_["loss"]).all() and len(clf.history_["val_loss"]) == 2
+    # The consistency term changes what is learnt (same seed, same augmentation draws).
+    plain = FastNetClassifier(augment=ROBUST_AUGMENT, **params).fit(IMAGES, y)
+    assert clf.history_["loss"] != plain.history_["loss"]
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    loaded = joblib.load(io.BytesIO(buffer.getvalue()))
+    np.testing.assert_allclose(loaded.predict_proba(IMAGES[:8]), clf.predict_proba(IMAGES[:8]))
+    assert loaded.get_params()["consistency"] == 12.0
+
+
+def test_consistency_needs_a_robust_mix_step():
+    y = np.arange(64) % 2
+    clf = FastNetClassifier(width=2, epochs=1, augment=("flip", "shift"), consistency=12.0)
+    with pytest.raises(ValueError, match="consistency=12.0 compares two draws of a RobustMix"):
+        clf.fit(IMAGES, y)
+    assert not hasattr(clf, "model_")
+    with pytest.raises(ValueError, match="consistency"):
+        FastNetClassifier(width=2, augment=ROBUST_AUGMENT, consistency=-1.0).fit(IMAGES, y)

@@ -128,3 +128,64 @@ def test_numpy_blas_runs_one_thread_while_a_fit_trains():
         FastNetClassifier(width=2, epochs=1, callbacks=[record], random_state=0).fit(X, y)
         assert seen == [{1}]
         assert blas_threads() == {2}  # restored after the fit
+
+
+def _jensen_shannon(views):
+    mixture = np.mean(views, axis=0)
+    return np.mean([np.sum(p * np.log(p / mixture), axis=-1) for p in views], axis=0)
+
+
+def test_consistency_crossentropy_is_clean_crossentropy_plus_weighted_jensen_shannon():
+    rng = np.random.default_rng(0)
+    views = rng.dirichlet(np.ones(5), size=(3, 8)).astype("float32")
+    labels = rng.integers(0, 5, size=8)
+    column = np.tile(labels, 3)[:, None]
+    clean = training.SparseCrossentropy(0.1)(labels, views[0])
+    loss = training.ConsistencyCrossentropy(12.0, label_smoothing=0.1)
+    expected = float(clean) + 12 * _jensen_shannon(views).mean()
+    np.testing.assert_allclose(loss(column, views.reshape(24, 5)), expected, rtol=1e-5)
+    # Three equal views agree: only the clean cross-entropy remains.
+    same = np.concatenate([views[0]] * 3)
+    np.testing.assert_allclose(loss(column, same), clean, rtol=1e-5)
+    # Validation batches (labels of shape (batch,)) get the plain cross-entropy.
+    np.testing.assert_allclose(loss(labels, views[0]), clean, rtol=1e-5)
+    # Sample weights weight each image once, whichever view row carries them.
+    weights = rng.random(8).astype("float32")
+    weighted = loss(column, views.reshape(24, 5), sample_weight=np.tile(weights, 3))
+    per_image = training.SparseCrossentropy(0.1).call(labels, views[0]).numpy()
+    per_image = per_image + 12 * _jensen_shannon(views)
+    np.testing.assert_allclose(weighted, np.mean(weights * per_image), rtol=1e-5)
+    assert training.ConsistencyCrossentropy(**loss.get_config()).weight == 12.0
+
+
+def test_augmented_batches_with_consistency_views():
+    X = np.random.default_rng(0).random((10, 8, 8, 1)).astype("float32")
+    y, weights = np.arange(10), np.linspace(0.1, 1, 10)
+    data = training.AugmentedBatches(
+        X,
+        y,
+        batch_size=4,
+        augment=[_AlwaysFlip(), PixelNoise(0.5)],
+        seed=0,
+        sample_weight=weights,
+        consistency_from=1,
+        workers=1,
+    )
+    images, labels, batch_weights = data[0]
+    rows = np.sort(data._order[:4])
+    assert images.shape == (12, 8, 8, 1) and labels.shape == (12, 1)
+    np.testing.assert_array_equal(labels[:, 0], np.tile(y[rows], 3))
+    np.testing.assert_array_equal(batch_weights, np.tile(weights[rows], 3))
+    # The clean view has the steps before consistency_from; the two others each their own
+    # draw of the rest, on top of the clean view.
+    clean, first, second = np.split(images, 3)
+    np.testing.assert_array_equal(clean, X[rows][:, :, ::-1])
+    assert not np.array_equal(first, second)
+    for view in (first, second):
+        changed = view != clean
+        assert 0.3 < changed.mean() < 0.7  # half the pixels replaced, the rest the clean view's
+
+
+class _AlwaysFlip:
+    def perturb(self, batch, random_state):
+        return batch[:, :, ::-1]
