@@ -102,9 +102,9 @@ class ImageClassifier(KerasClassifier):
         independent draws of that ``RobustMix`` and the steps after it; the cross-entropy
         counts the clean view, the consistency term pulls the three predictions together
         (``training.ConsistencyCrossentropy``). Needs a ``RobustMix`` step in ``augment``
-        (e.g. ``ROBUST_AUGMENT``); a step costs three times the compute. Sample weights
-        weight the cross-entropy, not the consistency term; ``history_["accuracy"]``
-        counts all three views.
+        (e.g. ``ROBUST_AUGMENT``); a step costs three times the compute. A sample weight
+        weights its image's whole loss, both terms; ``history_["accuracy"]`` counts all
+        three views.
     tta : bool, "multicrop" or None
         Test-time augmentation: True averages the predictions for the images and their
         mirror images; "multicrop" adds those of two copies shifted by one pixel
