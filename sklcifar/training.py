@@ -308,8 +308,8 @@ class AugmentedBatches(keras.utils.PyDataset):
             batch = self._perturbed(batch, self.augment, rng)
         else:
             clean = self._perturbed(batch, self.augment[: self.consistency_from], rng)
-            views = [self._perturbed(clean, self.augment[self.consistency_from :], rng)]
-            views.append(self._perturbed(clean, self.augment[self.consistency_from :], rng))
+            redrawn = self.augment[self.consistency_from :]
+            views = [self._perturbed(clean, redrawn, rng) for _ in range(2)]
             batch = np.concatenate([clean, *views])
             labels = np.concatenate([labels] * 3).reshape(-1, 1)
             weights = None if weights is None else np.concatenate([weights] * 3)

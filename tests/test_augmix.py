@@ -136,7 +136,7 @@ def test_consistency_loss_trains_on_three_views_and_saves():
     assert isinstance(clf.model_.loss, training.ConsistencyCrossentropy)
     assert clf.model_.loss.weight == 12.0
     assert np.isfinite(clf.history_["loss"]).all() and len(clf.history_["val_loss"]) == 2
-    # The consistency term changes what is learnt (same seed, same augmentation draws).
+    # The consistency term changes what is learnt (same seed and data).
     plain = FastNetClassifier(augment=ROBUST_AUGMENT, **params).fit(IMAGES, y)
     assert clf.history_["loss"] != plain.history_["loss"]
     buffer = io.BytesIO()
