@@ -223,3 +223,36 @@ def test_benchmark_comparison_trains_baselines_for_the_search_time(
     row = result["models"]["m1"]
     assert row["epochs"] >= 1 and set(row["test_accuracy"]) == {"clean", "pixel_noise"}
     assert result["models"]["search"]["test_accuracy"]["clean"] == 0.5
+
+
+def test_refit_trials_refits_each_named_trial_of_a_finished_search(
+    cifar10_archive, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    args = ["search", "--data", str(cifar10_archive), "--subset", "100", "--epochs", "1"]
+    args += ["--validation-images", "20", *TINY_ARGS, "--output", str(out)]
+    assert (
+        main([*args, "--no-progress", "--pruner", "none", "--n-trials", "2", "--search-only"]) == 0
+    )
+    sys.path.insert(0, str(REPO / "benchmarks"))  # for its `_common` import
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "refit_trials", REPO / "benchmarks" / "refit_trials.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    capsys.readouterr()
+    common = [str(out), "--data", str(cifar10_archive), "--refit-epochs", "1"]
+    module.main([*common, "--trials", "1,0", "--csv", str(tmp_path / "refits.csv")])
+    rows = list(csv.DictReader((tmp_path / "refits.csv").open()))
+    assert [row["trial"] for row in rows] == ["1", "0"] and rows[0]["cpu"]
+    assert [row["epochs"] for row in rows] == ["1", "1"]
+    assert all(0 <= float(row[key]) <= 1 for row in rows for key in ("test_clean", "test_noisy"))
+    assert "whole train split for 1 epochs" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        module.main([*common, "--trials", "2"])
+    assert "the study has no trial [2]" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="it has no study.db"):
+        module.main([str(tmp_path), "--trials", "0"])
