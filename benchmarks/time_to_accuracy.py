@@ -15,6 +15,8 @@ recipe as it is now, with airbench's patch-whitening first layer
         --out benchmarks/out/tta
     python benchmarks/time_to_accuracy.py --recipes default,whitened --default-minutes 2,5 \
         --out benchmarks/out/whitening
+    python benchmarks/time_to_accuracy.py --recipes whitened --default-minutes 0.75 \
+        --fastnet-param batch_size=256 --fastnet-param learning_rate=0.1 --out /tmp/b256
     python benchmarks/time_to_accuracy.py --subset 2000 --default-minutes 0.5 \
         --budget-minutes 0.5 --out /tmp/quick
 
@@ -38,6 +40,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from _common import grayscale_cifar, machine_header, write_csv  # noqa: E402
 
 from sklcifar import ConvNetClassifier, FastNetClassifier  # noqa: E402
+from sklcifar.cli import _key_value  # noqa: E402
 from sklcifar.datasets import stratified_subset  # noqa: E402
 from sklcifar.files import atomic_path  # noqa: E402
 
@@ -223,6 +226,15 @@ def main() -> None:
         "--default-width", type=int, default=None, help="FastNet width (default: its own)"
     )
     parser.add_argument(
+        "--fastnet-param",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a FastNetClassifier parameter of the default recipes, e.g. batch_size=256 "
+        "(repeatable; recorded in the CSV's params column)",
+    )
+    parser.add_argument(
         "--recipes",
         default="default,m12",
         help=f"comma-separated, of {', '.join(RECIPES)} (default %(default)s)",
@@ -242,14 +254,20 @@ def main() -> None:
         float(m) * 60 for m in (args.default_minutes or str(args.budget_minutes)).split(",")
     ]
 
+    changed = dict(args.fastnet_param)
+    if args.default_width:
+        changed["width"] = args.default_width
+
     def fastnet(recipe: str):
-        width = {"width": args.default_width} if args.default_width else {}
-        return FastNetClassifier(**FASTNET_RECIPES[recipe], **width)
+        return FastNetClassifier(**{**FASTNET_RECIPES[recipe], **changed})
 
     rows: list[dict] = []
 
     def save():
-        write_csv(args.out / "time_to_accuracy.csv", rows)
+        fastnet_params = [
+            {**row, "params": {} if row["recipe"] == "m12" else changed} for row in rows
+        ]
+        write_csv(args.out / "time_to_accuracy.csv", fastnet_params)
         plot(rows, args.out / "time_to_accuracy.png")
 
     for name in args.recipes.split(","):
