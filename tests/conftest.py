@@ -18,6 +18,7 @@ using ``tmp_path_factory``) can build archives too; test modules should use the 
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import pickle
@@ -29,6 +30,7 @@ import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -57,6 +59,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 REAL_CIFAR10 = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar-10-python.tar.gz"
 )
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def load_benchmark() -> Callable[[str], ModuleType]:
+    """Loader of a benchmark script as a module: ``load_benchmark("search")`` runs
+    benchmarks/search.py's top level (the scripts are not part of the package)."""
+
+    def load(name: str) -> ModuleType:
+        sys.path.insert(0, str(BENCHMARKS))  # for the scripts' `_common` import
+        try:
+            spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(BENCHMARKS))
+        return module
+
+    return load
+
 
 # Official folder and archive names of the two data sets.
 CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,12 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def common():
+def common(load_benchmark):
     """benchmarks/_common.py as a module (the scripts import it from their own folder)."""
-    spec = importlib.util.spec_from_file_location("_common", REPO / "benchmarks" / "_common.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("_common")
 
 
 def test_results_table_prints_markdown_and_rewrites_the_csv_after_each_row(
@@ -50,18 +45,14 @@ def test_results_table_without_csv_and_with_a_wrong_row(common, tmp_path, capsys
         table.add({}, ["default", "100", "extra"])
 
 
-def test_tta_views_scores_a_saved_model_in_each_mode(make_cifar_archive, tmp_path, capsys):
+def test_tta_views_scores_a_saved_model_in_each_mode(
+    make_cifar_archive, tmp_path, capsys, load_benchmark
+):
     archive = make_cifar_archive("cifar10", n_per_class_train=4, n_per_class_test=2)
     train = load_cifar(archive, split="train")
     model = make_pipeline("fastnet", width=2, epochs=1, batch_size=8, validation_fraction=0)
     save_model(model.fit(train.images, train.target), tmp_path / "model.joblib")
-    sys.path.insert(0, str(REPO / "benchmarks"))  # for its `_common` import
-    try:
-        spec = importlib.util.spec_from_file_location("tta", REPO / "benchmarks" / "tta_views.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    module = load_benchmark("tta_views")
     module.main(
         ["--model", str(tmp_path / "model.joblib"), "--data", str(archive)]
         + ["--out", str(tmp_path / "out")]

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,18 +25,9 @@ def cifar10_archive(make_cifar_archive):
 
 
 @pytest.fixture(scope="module")
-def search_benchmark():
+def search_benchmark(load_benchmark):
     """benchmarks/search.py as a module (a script, not part of the package)."""
-    sys.path.insert(0, str(REPO / "benchmarks"))  # for its `_common` import
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "search_benchmark", REPO / "benchmarks" / "search.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return module
+    return load_benchmark("search")
 
 
 def test_search_command_searches_refits_on_the_whole_split_and_resumes(
@@ -226,7 +215,7 @@ def test_benchmark_comparison_trains_baselines_for_the_search_time(
 
 
 def test_refit_trials_refits_each_named_trial_of_a_finished_search(
-    cifar10_archive, tmp_path, capsys
+    cifar10_archive, tmp_path, capsys, load_benchmark
 ):
     out = tmp_path / "run"
     args = ["search", "--data", str(cifar10_archive), "--subset", "100", "--epochs", "1"]
@@ -234,15 +223,7 @@ def test_refit_trials_refits_each_named_trial_of_a_finished_search(
     assert (
         main([*args, "--no-progress", "--pruner", "none", "--n-trials", "2", "--search-only"]) == 0
     )
-    sys.path.insert(0, str(REPO / "benchmarks"))  # for its `_common` import
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "refit_trials", REPO / "benchmarks" / "refit_trials.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    module = load_benchmark("refit_trials")
     capsys.readouterr()
     common = [str(out), "--data", str(cifar10_archive), "--refit-epochs", "1"]
     module.main([*common, "--trials", "1,0", "--csv", str(tmp_path / "refits.csv")])
