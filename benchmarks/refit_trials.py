@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     budget.add_argument("--refit-minutes", type=float, default=12.0)
     budget.add_argument("--refit-epochs", type=int, help="train each this many epochs instead")
     parser.add_argument("--data", help="CIFAR archive (default: $SKLCIFAR_DATA)")
+    parser.add_argument("--label-mode", choices=("coarse", "fine"), default="coarse")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", type=Path)
     args = parser.parse_args(argv)
@@ -75,9 +76,12 @@ def main(argv: list[str] | None = None) -> None:
     missing = [n for n in args.trials if n not in by_number]
     if missing:
         parser.error(f"the study has no trial {missing}; it has 0..{len(study.trials) - 1}")
+    unstarted = [n for n in args.trials if "estimator_params" not in by_number[n].user_attrs]
+    if unstarted:
+        parser.error(f"trials {unstarted} never built a classifier: nothing to refit")
     source = args.data or default_source()
-    train = load_cifar(source, split="train")
-    test = load_cifar(source, split="test")
+    train = load_cifar(source, split="train", label_mode=args.label_mode)
+    test = load_cifar(source, split="test", label_mode=args.label_mode)
 
     print(machine_header())
     time_budget = None if args.refit_epochs else args.refit_minutes * 60
