@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             trial=trial,
         )
         seconds = time.monotonic() - start
-        epochs = len(model.named_steps["classifier"].history_["loss"])
+        epochs = model.named_steps["classifier"].epochs_
         accuracy = clean_and_noisy_accuracy(model, test.images, test.target, seed=args.seed)
         params = trial.user_attrs["estimator_params"]
         row = {

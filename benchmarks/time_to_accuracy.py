@@ -264,10 +264,8 @@ def main() -> None:
     rows: list[dict] = []
 
     def save():
-        fastnet_params = [
-            {**row, "params": {} if row["recipe"] == "m12" else changed} for row in rows
-        ]
-        write_csv(args.out / "time_to_accuracy.csv", fastnet_params)
+        with_params = [{**row, "params": {} if row["recipe"] == "m12" else changed} for row in rows]
+        write_csv(args.out / "time_to_accuracy.csv", with_params)
         plot(rows, args.out / "time_to_accuracy.png")
 
     for name in args.recipes.split(","):
