@@ -202,7 +202,7 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--data", default=None, help="CIFAR-10 archive (default: shared/data)")
     parser.add_argument(
@@ -240,7 +240,7 @@ def main() -> None:
         help=f"comma-separated, of {', '.join(RECIPES)} (default %(default)s)",
     )
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print(machine_header(), flush=True)
 
@@ -255,6 +255,9 @@ def main() -> None:
     ]
 
     changed = dict(args.fastnet_param)
+    unknown = sorted(changed.keys() - FastNetClassifier().get_params().keys())
+    if unknown:
+        parser.error(f"--fastnet-param: FastNetClassifier has no parameter {', '.join(unknown)}")
     if args.default_width:
         changed["width"] = args.default_width
 

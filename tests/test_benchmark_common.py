@@ -1,4 +1,4 @@
-"""benchmarks/_common.py, the helpers every benchmark script shares: its results table."""
+"""The benchmark scripts' shared helpers (benchmarks/_common.py) and their command lines."""
 
 from __future__ import annotations
 
@@ -62,3 +62,24 @@ def test_tta_views_scores_a_saved_model_in_each_mode(
     assert all(0 <= float(row["test_accuracy"]) <= 1 for row in rows) and rows[0]["cpu"]
     assert all(float(row["images_per_s"]) > 0 for row in rows)
     assert "| multicrop |" in capsys.readouterr().out
+
+
+def test_time_to_accuracy_trains_the_fastnet_recipes_with_the_given_parameters(
+    make_cifar_archive, tmp_path, capsys, load_benchmark
+):
+    archive = make_cifar_archive("cifar10", n_per_class_train=20, n_per_class_test=2)
+    module = load_benchmark("time_to_accuracy")
+    out = tmp_path / "tta"
+    module.main(
+        ["--data", str(archive), "--recipes", "whitened", "--default-minutes", "0.05"]
+        + ["--fastnet-param", "width=2", "--fastnet-param", "batch_size=8", "--out", str(out)]
+    )
+    (row,) = csv.DictReader((out / "time_to_accuracy.csv").open())
+    assert row["recipe"] == "whitened" and row["scored"] == "end of a time-budgeted fit"
+    assert row["params"] == str({"width": 2, "batch_size": 8}) and row["cpu"]
+    assert 0 <= float(row["test_accuracy"]) <= 1 and int(row["epoch"]) >= 1
+    assert (out / "time_to_accuracy.png").stat().st_size > 0
+    assert "whitened with time_budget=3 s" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        module.main(["--fastnet-param", "widht=2", "--out", str(out)])
+    assert "FastNetClassifier has no parameter widht" in capsys.readouterr().err

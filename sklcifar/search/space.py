@@ -128,7 +128,7 @@ _SEED_TRAINING = {
     },
 }
 # The fast recipe (Nesterov SGD, warm-up then linear decay, decoupled weight decay), around
-# its learning rate 0.2 and batch 512; smaller batches suit the small search subsets.
+# its learning rate 0.3 and batch 256; smaller batches suit the small search subsets.
 _FAST_TRAINING = {
     "fast_learning_rate": {"float": [0.02, 0.5], "log": True, "sets": "learning_rate"},
     "fast_batch_size": {"int": [128, 512], "log": True, "sets": "batch_size"},
@@ -450,7 +450,7 @@ def default_trial(
     --------
     >>> from sklcifar.search.space import default_trial
     >>> default_trial(["fastnet"])["fast_learning_rate"]
-    0.2
+    0.3
     """
     fixed = dict(fixed or {})
     if DEFAULT_FAMILY not in families:
