@@ -241,6 +241,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    changed = dict(args.fastnet_param)
+    unknown = sorted(changed.keys() - FastNetClassifier().get_params().keys())
+    if unknown:
+        parser.error(f"--fastnet-param: FastNetClassifier has no parameter {', '.join(unknown)}")
+    if args.default_width:
+        changed["width"] = args.default_width
     args.out.mkdir(parents=True, exist_ok=True)
     print(machine_header(), flush=True)
 
@@ -253,13 +259,6 @@ def main(argv: list[str] | None = None) -> None:
     default_budgets = [
         float(m) * 60 for m in (args.default_minutes or str(args.budget_minutes)).split(",")
     ]
-
-    changed = dict(args.fastnet_param)
-    unknown = sorted(changed.keys() - FastNetClassifier().get_params().keys())
-    if unknown:
-        parser.error(f"--fastnet-param: FastNetClassifier has no parameter {', '.join(unknown)}")
-    if args.default_width:
-        changed["width"] = args.default_width
 
     def fastnet(recipe: str):
         return FastNetClassifier(**{**FASTNET_RECIPES[recipe], **changed})
