@@ -71,15 +71,15 @@ def test_time_to_accuracy_trains_the_fastnet_recipes_with_the_given_parameters(
     module = load_benchmark("time_to_accuracy")
     out = tmp_path / "tta"
     module.main(
-        ["--data", str(archive), "--recipes", "whitened", "--default-minutes", "0.05"]
+        ["--data", str(archive), "--recipes", "default", "--default-minutes", "0.05"]
         + ["--fastnet-param", "width=2", "--fastnet-param", "batch_size=8", "--out", str(out)]
     )
     (row,) = csv.DictReader((out / "time_to_accuracy.csv").open())
-    assert row["recipe"] == "whitened" and row["scored"] == "end of a time-budgeted fit"
+    assert row["recipe"] == "default" and row["scored"] == "end of a time-budgeted fit"
     assert row["params"] == str({"width": 2, "batch_size": 8}) and row["cpu"]
     assert 0 <= float(row["test_accuracy"]) <= 1 and int(row["epoch"]) >= 1
     assert (out / "time_to_accuracy.png").stat().st_size > 0
-    assert "whitened with time_budget=3 s" in capsys.readouterr().out
+    assert "default with time_budget=3 s" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         module.main(["--fastnet-param", "widht=2", "--out", str(out)])
     assert "FastNetClassifier has no parameter widht" in capsys.readouterr().err
