@@ -34,7 +34,8 @@ import time
 from pathlib import Path
 
 # name -> (estimator parameters, settings: loop, augment_workers, intra/inter-op threads,
-# robust: the robust recipe's augmentation, blas: numpy's BLAS threads during fit)
+# robust: the robust recipe's augmentation, blas: numpy's BLAS threads during fit,
+# hold_memory: False leaves glibc's malloc thresholds as TensorFlow sets them)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "default": ({}, {}),
     "keras.fit batch 512": ({"batch_size": 512}, {"loop": "keras"}),
@@ -54,6 +55,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "threads intra 1 inter 2": ({}, {"threads": (1, 2)}),
     "weight EMA 0.99": ({"ema_momentum": 0.99}, {}),
     "float32": ({"precision": "float32"}, {}),
+    "allocator: as TensorFlow leaves it": ({}, {"hold_memory": False}),
 }
 
 
@@ -68,13 +70,15 @@ def run_variant(name: str, n_images: int, epochs: int, data: str | None) -> dict
         tf.config.threading.set_inter_op_parallelism_threads(inter)
     from _common import grayscale_cifar, images_per_second, plain_keras_fit
 
-    from sklcifar import FastNetClassifier, training
+    from sklcifar import FastNetClassifier, allocator, training
     from sklcifar.estimators import ROBUST_AUGMENT
 
     if "augment_workers" in settings:
         training.AUGMENT_WORKERS = settings["augment_workers"]
     if "blas" in settings:
         training.AUGMENT_BLAS_THREADS = settings["blas"]
+    if settings.get("hold_memory") is False:
+        allocator.hold = lambda: None
     if settings.get("robust"):
         params = {**params, "augment": ROBUST_AUGMENT}
     X, y = grayscale_cifar(data, "train")

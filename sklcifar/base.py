@@ -42,7 +42,15 @@ from sklearn.utils._tags import ClassifierTags
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_sample_weight
 
-from . import checkpoints, finetuning, graph_augmentation, time_budget, training, versions
+from . import (
+    allocator,
+    checkpoints,
+    finetuning,
+    graph_augmentation,
+    time_budget,
+    training,
+    versions,
+)
 from .augmentation import split_pending
 from .transformers import (
     PerturbationTransformer,
@@ -627,8 +635,10 @@ class ImageClassifier(KerasClassifier):
             }
         else:
             data = {"x": X, "y": y, "batch_size": batch_size, "sample_weight": sample_weight}
-        callbacks = self._default_callbacks(validation is not None) + time_budget.callbacks_for(
-            self, len(X), validation
+        callbacks = (
+            self._default_callbacks(validation is not None)
+            + time_budget.callbacks_for(self, len(X), validation)
+            + [allocator.HeldMemory()]  # no page faults of fresh memory at every step
         )
         # Resume from checkpoint_dir's checkpoint, if any; its callback goes after the
         # callbacks that may stop training, so that it sees their decision.

@@ -11,8 +11,11 @@ take 8 minutes on an Intel CPU with AMX and over 40 on a 2-core AVX2 machine, wh
 2. drives the learning rate step by step along a plan whose warm-up keeps its share of the
    recipe's schedule and whose linear decay reaches zero at the last planned step;
 3. re-plans at the end of every epoch from the measured epoch times (a machine slowed by
-   other work gets fewer epochs, a faster one more) and shortens the plan within an epoch
-   when it sees an overrun ahead, keeping the learning rate continuous.
+   other work gets fewer epochs, a faster one more), and within an epoch whenever the steps
+   that fit differ from the plan by more than a few: shorter when it sees an overrun ahead,
+   longer when the first steps ran slower than the later ones (on a slow CPU a budget
+   shorter than an epoch would otherwise leave a quarter of it unused), keeping the
+   learning rate continuous.
 
 ``TimeBudget`` is the Keras callback doing this; ``LearningRatePlan`` is its piecewise-linear
 schedule, with the plan changeable while training runs.
@@ -124,7 +127,8 @@ class TimeBudget(keras.callbacks.Callback):
     plans as many steps as fit: whole epochs, then a last, partial epoch with what time is
     left, validation passes and per-epoch overheads included (on a slow CPU a budget of
     1.8 epochs trains 1.8, not 1). Each epoch's end re-plans from the measured times (more
-    steps or fewer); within an epoch, a projected overrun shortens the plan. Training
+    steps or fewer); within an epoch, so does a projected overrun or a surplus of more
+    than ``MIN_PARTIAL_STEPS`` steps. Training
     stops at the planned step, mid-epoch if need be (the partial epoch is validated as a
     whole one), and the learning rate, following the plan, reaches zero there. At least
     ``PROBE_STEPS`` + 1 steps run, with a ``TimeBudgetWarning`` when the first epoch's
@@ -286,11 +290,12 @@ class TimeBudget(keras.callbacks.Callback):
         left = self.steps_per_epoch - self._epoch_step
         if len(self._step_seconds) > PROBE_STEPS:
             # Re-planned at least MIN_PARTIAL_STEPS ahead, the last steps still fall
-            # linearly to zero; a shortfall within that tolerance is timing noise.
+            # linearly to zero; a difference within that tolerance is timing noise. Both
+            # ways: the probe's steps can run slower than the later ones (data pipeline and
+            # thread pools warming up), and a budget within one epoch has no epoch end at
+            # which to take the time back.
             fit = self._steps_that_fit(left)
-            if self.planned_steps is None:
-                self._set_plan(fit, least=self._step + MIN_PARTIAL_STEPS)
-            elif fit < self.planned_steps - MIN_PARTIAL_STEPS:  # falling behind: shorten
+            if self.planned_steps is None or abs(fit - self.planned_steps) > MIN_PARTIAL_STEPS:
                 self._set_plan(fit, least=self._step + MIN_PARTIAL_STEPS)
 
     def on_test_begin(self, logs=None):

@@ -110,13 +110,13 @@ def test_time_budget_is_validated():
 
 
 class FakeClock:
-    """time.perf_counter for sklcifar.time_budget: 0.01 s more at every reading."""
+    """time.perf_counter for sklcifar.time_budget: ``tick`` seconds more at every reading."""
 
-    def __init__(self):
-        self.now = 0.0
+    def __init__(self, tick: float = 0.01):
+        self.now, self.tick = 0.0, tick
 
     def perf_counter(self) -> float:
-        self.now += 0.01
+        self.now += self.tick
         return self.now
 
 
@@ -155,4 +155,56 @@ def test_callback_plans_from_its_clock_and_decays_to_zero_at_the_end(
     assert clock.now <= seconds
     rates = np.array(record.rates)
     assert rates.max() <= 0.1 + 1e-7 and rates[-1] > 0
+    assert rates[-1] == pytest.approx(rates[-2] - rates[-1], rel=1e-4)  # next step: zero
+
+
+class StepCost(keras.callbacks.Callback):
+    """Advances a FakeClock by each training step's cost: ``slow`` seconds for the first
+    ``slow_steps`` steps, then ``fast`` (a data pipeline warming up)."""
+
+    def __init__(self, clock, slow: float, fast: float, slow_steps: int):
+        super().__init__()
+        self.clock, self.slow, self.fast, self.slow_steps = clock, slow, fast, slow_steps
+        self.steps = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.clock.now += self.slow if self.steps < self.slow_steps else self.fast
+        self.steps += 1
+
+
+def test_callback_lengthens_its_plan_within_an_epoch_when_the_first_steps_ran_slow(
+    monkeypatch,
+):
+    # Planned from the first steps alone, at twice the later steps' cost, the budget would
+    # end after about 45 of the 65 or so steps that fit; within one epoch there is no
+    # epoch end to re-plan at.
+    clock = FakeClock(tick=0.0001)
+    monkeypatch.setattr(time_budget, "time", clock)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    budget = TimeBudget(
+        1.0,
+        started=clock.perf_counter(),
+        steps_per_epoch=200,
+        schedule="warmup_linear",
+        peak_learning_rate=0.1,
+        initial_epochs=16,
+        warmup_share=0.125,
+    )
+    record = RecordLearningRate()
+    # After the budget's own clock reading, so that the measured steps include the cost.
+    cost = StepCost(clock, slow=0.02, fast=0.01, slow_steps=8)
+    model.fit(
+        np.zeros((200, 1)),
+        np.zeros(200),
+        batch_size=1,
+        epochs=1,
+        verbose=0,
+        callbacks=[budget, cost, record],
+    )
+    first_plan = budget.plans[0][1]
+    assert budget.planned_steps > first_plan + 10
+    assert budget.planned_steps == len(record.rates) < 200
+    assert 0.85 <= clock.now <= 1.0
+    rates = np.array(record.rates)
     assert rates[-1] == pytest.approx(rates[-2] - rates[-1], rel=1e-4)  # next step: zero
