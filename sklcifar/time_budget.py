@@ -1,7 +1,7 @@
 """Training to a wall-clock budget: the whole learning-rate schedule fits the user's minutes.
 
 A fixed epoch count tuned on one CPU is wrong on every other: the fast recipe's 16 epochs
-take 8 minutes on an Intel CPU with AMX and over 40 on a 2-core AVX2 machine, where a
+take 8 minutes on an Intel CPU with AMX and about 25 on a 2-core AVX2 AMD EPYC, where a
 5-minute budget then stops training mid-schedule at a high learning rate. With
 ``time_budget=seconds`` an estimator instead
 
@@ -13,9 +13,9 @@ take 8 minutes on an Intel CPU with AMX and over 40 on a 2-core AVX2 machine, wh
 3. re-plans at the end of every epoch from the measured epoch times (a machine slowed by
    other work gets fewer epochs, a faster one more), and within an epoch whenever the steps
    that fit differ from the plan by more than a few: shorter when it sees an overrun ahead,
-   longer when the first steps ran slower than the later ones (on a slow CPU a budget
-   shorter than an epoch would otherwise leave a quarter of it unused), keeping the
-   learning rate continuous.
+   longer when the steps run faster than planned (a plan that could only shrink within an
+   epoch ratcheted down with timing noise, and a budget shorter than an epoch has no
+   epoch end to take the time back at), keeping the learning rate continuous.
 
 ``TimeBudget`` is the Keras callback doing this; ``LearningRatePlan`` is its piecewise-linear
 schedule, with the plan changeable while training runs.
@@ -291,8 +291,8 @@ class TimeBudget(keras.callbacks.Callback):
         if len(self._step_seconds) > PROBE_STEPS:
             # Re-planned at least MIN_PARTIAL_STEPS ahead, the last steps still fall
             # linearly to zero; a difference within that tolerance is timing noise. Both
-            # ways: the probe's steps can run slower than the later ones (data pipeline and
-            # thread pools warming up), and a budget within one epoch has no epoch end at
+            # ways: a plan that only shrinks ratchets down with noise (or with first steps
+            # slower than later ones), and a budget within one epoch has no epoch end at
             # which to take the time back.
             fit = self._steps_that_fit(left)
             if self.planned_steps is None or abs(fit - self.planned_steps) > MIN_PARTIAL_STEPS:
