@@ -120,19 +120,16 @@ class FakeClock:
         return self.now
 
 
-# On this clock 2 s fill whole epochs; 1.25 s leave room for 8 steps of a fourth epoch.
-@pytest.mark.parametrize("seconds, partial_epoch", [(2.0, False), (1.25, True)])
-def test_callback_plans_from_its_clock_and_decays_to_zero_at_the_end(
-    monkeypatch, seconds, partial_epoch
-):
-    clock = FakeClock()
-    monkeypatch.setattr(time_budget, "time", clock)
+def fit_on_clock(clock, seconds, *, steps_per_epoch, epochs, step_cost=None):
+    """Fit a one-weight model, a step per sample, under a ``TimeBudget`` read from
+    ``clock`` (the warm-up and decay of the fast recipe); ``step_cost`` advances the clock
+    after the budget's reading at each step's start. Returns (budget, record, history)."""
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     budget = TimeBudget(
         seconds,
         started=clock.perf_counter(),
-        steps_per_epoch=10,
+        steps_per_epoch=steps_per_epoch,
         schedule="warmup_linear",
         peak_learning_rate=0.1,
         initial_epochs=16,
@@ -140,13 +137,24 @@ def test_callback_plans_from_its_clock_and_decays_to_zero_at_the_end(
     )
     record = RecordLearningRate()
     history = model.fit(
-        np.zeros((10, 1)),
-        np.zeros(10),
+        np.zeros((steps_per_epoch, 1)),
+        np.zeros(steps_per_epoch),
         batch_size=1,
-        epochs=1000,
+        epochs=epochs,
         verbose=0,
-        callbacks=[budget, record],
+        callbacks=[budget, *([step_cost] if step_cost else []), record],
     )
+    return budget, record, history
+
+
+# On this clock 2 s fill whole epochs; 1.25 s leave room for 8 steps of a fourth epoch.
+@pytest.mark.parametrize("seconds, partial_epoch", [(2.0, False), (1.25, True)])
+def test_callback_plans_from_its_clock_and_decays_to_zero_at_the_end(
+    monkeypatch, seconds, partial_epoch
+):
+    clock = FakeClock()
+    monkeypatch.setattr(time_budget, "time", clock)
+    budget, record, history = fit_on_clock(clock, seconds, steps_per_epoch=10, epochs=1000)
     # Each step reads the clock three times and each epoch end twice: ~0.32 s per epoch.
     assert budget.plans[-1][1] == budget.planned_steps == len(record.rates)
     assert len(history.epoch) == budget.planned_epochs == -(-budget.planned_steps // 10)
@@ -180,28 +188,8 @@ def test_callback_lengthens_its_plan_within_an_epoch_when_the_first_steps_ran_sl
     # epoch end to re-plan at.
     clock = FakeClock(tick=0.0001)
     monkeypatch.setattr(time_budget, "time", clock)
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    budget = TimeBudget(
-        1.0,
-        started=clock.perf_counter(),
-        steps_per_epoch=200,
-        schedule="warmup_linear",
-        peak_learning_rate=0.1,
-        initial_epochs=16,
-        warmup_share=0.125,
-    )
-    record = RecordLearningRate()
-    # After the budget's own clock reading, so that the measured steps include the cost.
     cost = StepCost(clock, slow=0.02, fast=0.01, slow_steps=8)
-    model.fit(
-        np.zeros((200, 1)),
-        np.zeros(200),
-        batch_size=1,
-        epochs=1,
-        verbose=0,
-        callbacks=[budget, cost, record],
-    )
+    budget, record, _ = fit_on_clock(clock, 1.0, steps_per_epoch=200, epochs=1, step_cost=cost)
     first_plan = budget.plans[0][1]
     assert budget.planned_steps > first_plan + 10
     assert budget.planned_steps == len(record.rates) < 200
