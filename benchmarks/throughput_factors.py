@@ -16,8 +16,9 @@ augmentation prepared by 1 thread (the main one: no overlap) or 3, in the graph
 (``augment_in_graph``) or none; the robust mixture (``ROBUST_AUGMENT``) with numpy's BLAS
 limited to one thread while it runs (the package's setting) or not; batch 512; no
 validation split; TensorFlow intra-/inter-op threads 1/1, 2/1, 1/2; weight EMA; float32
-where the default picks bf16. There is no data-layout row: TensorFlow's CPU convolutions
-take channels-last images only.
+where the default picks bf16; glibc's allocator as TensorFlow leaves it; TensorFlow's
+Eigen kernels instead of oneDNN's; TensorFlow's graph optimiser (grappler) off. There is
+no data-layout row: TensorFlow's CPU convolutions take channels-last images only.
 
     python benchmarks/throughput_factors.py [--images 8192] [--epochs 4] [--only a,b]
         [--csv FILE]
@@ -35,7 +36,9 @@ from pathlib import Path
 
 # name -> (estimator parameters, settings: loop, augment_workers, intra/inter-op threads,
 # robust: the robust recipe's augmentation, blas: numpy's BLAS threads during fit,
-# hold_memory: False leaves glibc's malloc thresholds as TensorFlow sets them)
+# hold_memory: False leaves glibc's malloc thresholds as TensorFlow sets them, env: the
+# child's environment variables, read when TensorFlow loads, graph_options: TensorFlow's
+# graph optimiser (grappler) options)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "default": ({}, {}),
     "keras.fit batch 512": ({"batch_size": 512}, {"loop": "keras"}),
@@ -56,18 +59,21 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "weight EMA 0.99": ({"ema_momentum": 0.99}, {}),
     "float32": ({"precision": "float32"}, {}),
     "allocator: as TensorFlow leaves it": ({}, {"hold_memory": False}),
+    "oneDNN off (Eigen kernels)": ({}, {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}}),
+    "graph optimiser off": ({}, {"graph_options": {"disable_meta_optimizer": True}}),
 }
 
 
 def run_variant(name: str, n_images: int, epochs: int, data: str | None) -> dict:
     """Train one variant in this process and return its row (the child's job)."""
     params, settings = VARIANTS[name]
-    if "threads" in settings:
-        import tensorflow as tf
+    import tensorflow as tf
 
+    if "threads" in settings:
         intra, inter = settings["threads"]
         tf.config.threading.set_intra_op_parallelism_threads(intra)
         tf.config.threading.set_inter_op_parallelism_threads(inter)
+    tf.config.optimizer.set_experimental_options(settings.get("graph_options", {}))
     from _common import grayscale_cifar, images_per_second, plain_keras_fit
 
     from sklcifar import FastNetClassifier, allocator, training
@@ -162,9 +168,8 @@ def main() -> None:
         command += ["--images", str(args.images), "--epochs", str(args.epochs)]
         if args.data:
             command += ["--data", args.data]
-        child = subprocess.run(
-            command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        )
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **VARIANTS[name][1].get("env", {})}
+        child = subprocess.run(command, capture_output=True, text=True, env=env)
         if child.returncode:
             raise SystemExit(f"variant {name!r} failed:\n{child.stderr[-3000:]}")
         row = json.loads(child.stdout.strip().splitlines()[-1])

@@ -83,3 +83,23 @@ def test_time_to_accuracy_trains_the_fastnet_recipes_with_the_given_parameters(
     with pytest.raises(SystemExit):
         module.main(["--fastnet-param", "widht=2", "--out", str(out)])
     assert "FastNetClassifier has no parameter widht" in capsys.readouterr().err
+
+
+def test_robust_training_gives_both_recipes_the_same_time_budget(
+    make_cifar_archive, tmp_path, capsys, load_benchmark
+):
+    archive = make_cifar_archive("cifar10", n_per_class_train=20, n_per_class_test=2)
+    module = load_benchmark("robust_training")
+    out = tmp_path / "robust"
+    module.main(
+        ["--data", str(archive), "--minutes", "0.1", "--report-images", "10", "--out", str(out)]
+    )
+    rows = list(csv.DictReader((out / "robust_training.csv").open()))
+    assert [row["model"] for row in rows] == ["default", "robust"]
+    # Each fit was held to its 6 s (one first epoch may overrun; it cannot run on).
+    assert all(float(row["train_seconds"]) < 60 and int(row["epochs"]) >= 1 for row in rows)
+    printed = capsys.readouterr().out
+    assert "0.1 minutes each" in printed and "| robust |" in printed
+    with pytest.raises(SystemExit):
+        module.main(["--epochs", "2", "--minutes", "1", "--out", str(out)])
+    assert "not allowed with argument" in capsys.readouterr().err

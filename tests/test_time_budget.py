@@ -120,16 +120,18 @@ class FakeClock:
         return self.now
 
 
-def fit_on_clock(clock, seconds, *, steps_per_epoch, epochs, step_cost=None):
+def fit_on_clock(clock, seconds, *, steps_per_epoch, epochs, step_cost=None, validation=0):
     """Fit a one-weight model, a step per sample, under a ``TimeBudget`` read from
     ``clock`` (the warm-up and decay of the fast recipe); ``step_cost`` advances the clock
-    after the budget's reading at each step's start. Returns (budget, record, history)."""
+    after the budget's reading at each step's start (and each validation batch's, a sample
+    each, with ``validation`` samples). Returns (budget, record, history)."""
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     budget = TimeBudget(
         seconds,
         started=clock.perf_counter(),
         steps_per_epoch=steps_per_epoch,
+        validation_share=validation / steps_per_epoch,
         schedule="warmup_linear",
         peak_learning_rate=0.1,
         initial_epochs=16,
@@ -141,6 +143,7 @@ def fit_on_clock(clock, seconds, *, steps_per_epoch, epochs, step_cost=None):
         np.zeros(steps_per_epoch),
         batch_size=1,
         epochs=epochs,
+        validation_data=(np.zeros((validation, 1)), np.zeros(validation)) if validation else None,
         verbose=0,
         callbacks=[budget, *([step_cost] if step_cost else []), record],
     )
@@ -168,16 +171,23 @@ def test_callback_plans_from_its_clock_and_decays_to_zero_at_the_end(
 
 class StepCost(keras.callbacks.Callback):
     """Advances a FakeClock by each training step's cost: ``slow`` seconds for the first
-    ``slow_steps`` steps, then ``fast`` (a data pipeline warming up)."""
+    ``slow_steps`` steps, then ``fast`` (a data pipeline warming up); and by each
+    validation batch's, ``validation`` seconds (the first one ``validation_first``)."""
 
-    def __init__(self, clock, slow: float, fast: float, slow_steps: int):
+    def __init__(self, clock, slow, fast, slow_steps, validation=0.0, validation_first=0.0):
         super().__init__()
         self.clock, self.slow, self.fast, self.slow_steps = clock, slow, fast, slow_steps
-        self.steps = 0
+        self.validation, self.validation_first = validation, validation_first
+        self.steps = self.validation_batches = 0
 
     def on_train_batch_begin(self, batch, logs=None):
         self.clock.now += self.slow if self.steps < self.slow_steps else self.fast
         self.steps += 1
+
+    def on_test_batch_begin(self, batch, logs=None):
+        first = self.validation_batches == 0
+        self.clock.now += self.validation_first if first else self.validation
+        self.validation_batches += 1
 
 
 def test_callback_lengthens_its_plan_within_an_epoch_when_the_first_steps_ran_slow(
@@ -196,3 +206,21 @@ def test_callback_lengthens_its_plan_within_an_epoch_when_the_first_steps_ran_sl
     assert 0.85 <= clock.now <= 1.0
     rates = np.array(record.rates)
     assert rates[-1] == pytest.approx(rates[-2] - rates[-1], rel=1e-4)  # next step: zero
+
+
+def test_budget_within_one_epoch_leaves_its_validation_pass_the_time_of_forward_passes(
+    monkeypatch,
+):
+    # Steps of 10 ms after a first one of 100 ms (tracing); 40 validation samples at a
+    # forward pass each, a third of a step, the first 30 ms more (the evaluation graph's
+    # tracing): the pass takes 0.16 s. Planned at half a step per sample, as before, it
+    # took 0.23 s and the fit ended near 0.87 s of its 1 s.
+    clock = FakeClock(tick=0.0001)
+    monkeypatch.setattr(time_budget, "time", clock)
+    cost = StepCost(clock, 0.1, 0.01, 1, validation=0.01 / 3, validation_first=0.01 / 3 + 0.03)
+    budget, record, history = fit_on_clock(
+        clock, 1.0, steps_per_epoch=200, epochs=1, step_cost=cost, validation=40
+    )
+    assert cost.validation_batches == 40 and len(history.history["val_loss"]) == 1
+    assert budget.planned_steps == len(record.rates) < 200
+    assert 1.0 - time_budget.MARGIN - 0.03 <= clock.now <= 1.0
