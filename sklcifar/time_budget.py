@@ -12,7 +12,7 @@ take 8 minutes on an Intel CPU with AMX and about 25 on a 2-core AVX2 AMD EPYC, 
    recipe's schedule and whose linear decay reaches zero at the last planned step;
 3. re-plans at the end of every epoch from the measured epoch times (a machine slowed by
    other work gets fewer epochs, a faster one more), and within an epoch whenever the steps
-   that fit differ from the plan by more than a few: shorter when it sees an overrun ahead,
+   that fit differ from the plan by more than one: shorter when it sees an overrun ahead,
    longer when the steps run faster than planned (a plan that could only shrink within an
    epoch ratcheted down with timing noise, and a budget shorter than an epoch has no
    epoch end to take the time back at), keeping the learning rate continuous.
@@ -53,9 +53,14 @@ VALIDATION_COST = 1 / 3
 # training graph's tracing (the first step's excess): measured 0.13-0.22 on the same CPU.
 EVALUATION_TRACING_SHARE = 1 / 4
 # A last, partial epoch runs only with at least this many steps (each costs a validation
-# pass), and the plan changes within an epoch only by more: the learning rate still falls
-# linearly over the last steps, and timing noise does not shorten the plan step by step.
+# pass), and a plan changed within an epoch keeps at least this many ahead: the learning
+# rate still falls linearly over the last steps.
 MIN_PARTIAL_STEPS = 4
+# Within an epoch the plan changes when the steps that fit differ from it by more than this:
+# one step either way is the rounding of a time estimate. (A tolerance of MIN_PARTIAL_STEPS
+# left a 36-s budget on a 2-core AMD EPYC about 2 s short: the plan, set from the first,
+# slower steps, stayed a few steps below what fit.)
+REPLAN_TOLERANCE = 1
 # Epochs Keras is asked for when a budget decides (the callback stops training earlier).
 UNBOUNDED_EPOCHS = 100_000
 # The warm-up starts at this share of the peak learning rate (as training.WarmupLinearDecay).
@@ -133,9 +138,9 @@ class TimeBudget(keras.callbacks.Callback):
     left, validation passes and per-epoch overheads included (on a slow CPU a budget of
     1.8 epochs trains 1.8, not 1). Each epoch's end re-plans from the measured times (more
     steps or fewer); within an epoch, so does a projected overrun or a surplus of more
-    than ``MIN_PARTIAL_STEPS`` steps. Training
-    stops at the planned step, mid-epoch if need be (the partial epoch is validated as a
-    whole one), and the learning rate, following the plan, reaches zero there. At least
+    than ``REPLAN_TOLERANCE`` steps. Training stops at the planned step, mid-epoch if need
+    be (the partial epoch is validated as a whole one), and the learning rate, following
+    the plan, reaches zero there. At least
     ``PROBE_STEPS`` + 1 steps run, with a ``TimeBudgetWarning`` when the first epoch's
     end (whole or partial) overruns the budget.
 
@@ -244,6 +249,11 @@ class TimeBudget(keras.callbacks.Callback):
         epoch's ``steps_left_in_epoch`` more steps, whole epochs, then a partial one, each
         epoch followed by its validation pass."""
         step, validation = self._seconds_per_step(), self._validation_estimate()
+        epoch = self._epoch_estimate()
+        # What measured epochs cost beyond their timed steps and validation pass (Keras'
+        # loop between steps, callbacks, shuffling), spread over their steps: the current
+        # epoch, the whole ones and a partial one are then planned alike.
+        step += max(epoch - self.steps_per_epoch * step - validation, 0.0) / self.steps_per_epoch
         left = self.started + self.seconds * (1 - MARGIN) - time.perf_counter()
         steps = self._step
         if steps_left_in_epoch:
@@ -251,12 +261,9 @@ class TimeBudget(keras.callbacks.Callback):
             if current > left:  # this epoch is the last one, cut short
                 return steps + max(math.floor((left - validation) / step), 0)
             steps, left = steps + steps_left_in_epoch, left - current
-        epoch = self._epoch_estimate()
         whole = max(math.floor(left / epoch), 0)
         left -= whole * epoch
-        # A partial epoch carries the per-epoch overheads (shuffling, callbacks) too.
-        overhead = max(epoch - self.steps_per_epoch * step - validation, 0.0)
-        partial = math.floor((left - validation - overhead) / step)
+        partial = math.floor((left - validation) / step)
         # Fewer than MIN_PARTIAL_STEPS would cost a validation pass for almost no training.
         partial = partial if partial >= MIN_PARTIAL_STEPS else 0
         return steps + whole * self.steps_per_epoch + partial
@@ -293,14 +300,17 @@ class TimeBudget(keras.callbacks.Callback):
             return
         left = self.steps_per_epoch - self._epoch_step
         if len(self._step_seconds) > PROBE_STEPS:
-            # Re-planned at least MIN_PARTIAL_STEPS ahead, the last steps still fall
-            # linearly to zero; a difference within that tolerance is timing noise. Both
-            # ways: a plan that only shrinks ratchets down with noise (or with first steps
-            # slower than later ones), and a budget within one epoch has no epoch end at
-            # which to take the time back.
-            fit = self._steps_that_fit(left)
-            if self.planned_steps is None or abs(fit - self.planned_steps) > MIN_PARTIAL_STEPS:
-                self._set_plan(fit, least=self._step + MIN_PARTIAL_STEPS)
+            # Both ways: a plan that only shrinks ratchets down with noise (or with first
+            # steps slower than later ones), and a budget within one epoch has no epoch end
+            # at which to take the time back. Re-planned at least MIN_PARTIAL_STEPS ahead,
+            # the last steps still fall linearly to zero; a shorter plan never ends later
+            # than the one it replaces.
+            fit, planned = self._steps_that_fit(left), self.planned_steps
+            if planned is None or abs(fit - planned) > REPLAN_TOLERANCE:
+                least = self._step + MIN_PARTIAL_STEPS
+                if planned is not None and fit < planned:
+                    least = min(least, planned)
+                self._set_plan(fit, least=least)
 
     def on_test_begin(self, logs=None):
         self._validation_began = time.perf_counter()

@@ -92,7 +92,7 @@ def test_robust_training_gives_both_recipes_the_same_time_budget(
     module = load_benchmark("robust_training")
     out = tmp_path / "robust"
     module.main(
-        ["--data", str(archive), "--minutes", "0.1", "--report-images", "10", "--out", str(out)]
+        ["--data", str(archive), "--minutes", "0.1", "--report-images", "20", "--out", str(out)]
     )
     rows = list(csv.DictReader((out / "robust_training.csv").open()))
     assert [row["model"] for row in rows] == ["default", "robust"]
