@@ -64,14 +64,18 @@ def test_tta_views_scores_a_saved_model_in_each_mode(
     assert "| multicrop |" in capsys.readouterr().out
 
 
+@pytest.fixture
+def small_cifar10(make_cifar_archive) -> Path:
+    """A CIFAR-10 archive of 200 training and 20 test images in the official layout."""
+    return make_cifar_archive("cifar10", n_per_class_train=20, n_per_class_test=2)
+
+
 def test_time_to_accuracy_trains_the_fastnet_recipes_with_the_given_parameters(
-    make_cifar_archive, tmp_path, capsys, load_benchmark
+    small_cifar10, tmp_path, capsys, load_benchmark
 ):
-    archive = make_cifar_archive("cifar10", n_per_class_train=20, n_per_class_test=2)
-    module = load_benchmark("time_to_accuracy")
     out = tmp_path / "tta"
-    module.main(
-        ["--data", str(archive), "--recipes", "default", "--default-minutes", "0.05"]
+    load_benchmark("time_to_accuracy").main(
+        ["--data", str(small_cifar10), "--recipes", "default", "--default-minutes", "0.05"]
         + ["--fastnet-param", "width=2", "--fastnet-param", "batch_size=8", "--out", str(out)]
     )
     (row,) = csv.DictReader((out / "time_to_accuracy.csv").open())
@@ -81,18 +85,17 @@ def test_time_to_accuracy_trains_the_fastnet_recipes_with_the_given_parameters(
     assert (out / "time_to_accuracy.png").stat().st_size > 0
     assert "default with time_budget=3 s" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        module.main(["--fastnet-param", "widht=2", "--out", str(out)])
+        load_benchmark("time_to_accuracy").main(["--fastnet-param", "widht=2", "--out", str(out)])
     assert "FastNetClassifier has no parameter widht" in capsys.readouterr().err
 
 
 def test_robust_training_gives_both_recipes_the_same_time_budget(
-    make_cifar_archive, tmp_path, capsys, load_benchmark
+    small_cifar10, tmp_path, capsys, load_benchmark
 ):
-    archive = make_cifar_archive("cifar10", n_per_class_train=20, n_per_class_test=2)
-    module = load_benchmark("robust_training")
-    out = tmp_path / "robust"
+    module, out = load_benchmark("robust_training"), tmp_path / "robust"
     module.main(
-        ["--data", str(archive), "--minutes", "0.1", "--report-images", "20", "--out", str(out)]
+        ["--data", str(small_cifar10), "--minutes", "0.1", "--report-images", "20"]
+        + ["--out", str(out)]
     )
     rows = list(csv.DictReader((out / "robust_training.csv").open()))
     assert [row["model"] for row in rows] == ["default", "robust"]
