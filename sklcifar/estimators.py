@@ -207,12 +207,14 @@ class ConvNetClassifier(ImageClassifier):
 # Measured figures: benchmarks/RESULTS.md.
 FAST_RECIPE: dict[str, Any] = {
     "epochs": 16,
-    # Batch 256 at a peak of 0.3 (3x batch 512's 0.2 per image) beat batch 512 on a 2-core
-    # CPU in every budget from 44 s to 15 minutes and after 16 epochs, though it trains 9%
-    # fewer images per second (benchmarks/RESULTS.md).
-    "batch_size": 256,  # images per step
+    # Small steps pay on a 2-core CPU, whose budgets buy few epochs: batch 256 at 0.3 beat
+    # batch 512 at 0.2 from 44 s to 15 minutes (Intel, no AMX), and batch 128 at 0.2 beat
+    # batch 256 at 0.3 by 20 points in 36 s and 1-2 points in 2-5 minutes, level at 15
+    # (AMD, AVX2), though each halving trains about 10% fewer images per second
+    # (benchmarks/RESULTS.md).
+    "batch_size": 128,  # images per step
     "optimizer": "nesterov",
-    "learning_rate": 0.3,  # peak, per step of 256 images
+    "learning_rate": 0.2,  # peak, per step of 128 images
     "momentum": 0.9,
     "weight_decay": 5e-4,  # decoupled, multiplied by the learning rate
     "lr_schedule": "warmup_linear",

@@ -176,8 +176,8 @@ def test_default_trial_is_the_default_classifier_in_the_space():
         "width": 16,
         "kernel_order": "constant",
         "dropout": 0.0,
-        "fast_learning_rate": 0.3,
-        "fast_batch_size": 256,
+        "fast_learning_rate": 0.2,
+        "fast_batch_size": 128,
         "weight_decay": 0.0005,
     }
     assert "classifier" not in default_trial(["fastnet"])
