@@ -450,7 +450,7 @@ def default_trial(
     --------
     >>> from sklcifar.search.space import default_trial
     >>> default_trial(["fastnet"])["fast_learning_rate"]
-    0.3
+    0.2
     """
     fixed = dict(fixed or {})
     if DEFAULT_FAMILY not in families:
