@@ -11,7 +11,8 @@ costlier batches leave it):
   (AugMix and PRIME chains, and the seed's pixel noise at 2-4% on half the images);
 - ``jsd``: the same with AugMix's Jensen-Shannon consistency loss (``consistency=12``:
   three views per image, about three times the compute per epoch);
-- ``mix_all``, ``mix_half``, ``augmix``, ``prime``: variants of the mixture (below).
+- ``mix_all``, ``mix_half``, ``augmix``, ``prime``, ``mix_falling``,
+  ``mix_falling_half``: variants of the mixture (below).
 
 Both are scored with ``evaluate_robustness`` on the same stratified test images: clean,
 the seed's 3% pixel noise on the grey images, and the 15 CIFAR-C corruptions x 5
@@ -57,6 +58,11 @@ RECIPES = {
     "mix_half": {"augment": ("flip", "shift", RobustMix(mix_probability=0.5))},
     "augmix": {"augment": ("flip", "shift", RobustMix(operations=AUGMIX_OPERATIONS))},
     "prime": {"augment": ("flip", "shift", RobustMix(operations=PRIME_OPERATIONS))},
+    # The mixed share falling over the schedule, from every image to none or to half, so
+    # that the last, low-learning-rate steps fit images nearer the clean ones; the noise
+    # stays on half the images throughout.
+    "mix_falling": {"augment": ("flip", "shift", RobustMix(final_mix_probability=0.0))},
+    "mix_falling_half": {"augment": ("flip", "shift", RobustMix(final_mix_probability=0.5))},
 }
 
 

@@ -616,6 +616,13 @@ class ImageClassifier(KerasClassifier):
             )
         batch_size = self._setting("batch_size")
         augment = graph_augmentation.numpy_augmentation(self)
+        budget = time_budget.callbacks_for(self, len(X), validation)
+        steps_per_epoch = math.ceil(len(X) / batch_size)
+
+        def planned_steps() -> int | None:
+            # A time budget's plan changes while training runs; else the epochs asked for.
+            return budget[0].planned_steps if budget else epochs * steps_per_epoch
+
         # With checkpoints, batches come from (seed, epoch, batch): a resumed fit gets the same.
         if augment or self.checkpoint_dir is not None:
             data = {
@@ -627,6 +634,7 @@ class ImageClassifier(KerasClassifier):
                     seed=self._training_seed,
                     sample_weight=sample_weight,
                     consistency_from=self._consistency_from(augment),
+                    planned_steps=planned_steps,
                 ),
                 # The batches shuffle themselves from (seed, epoch); Keras' own shuffle of
                 # their order would draw from Python's global generator, which no
@@ -637,7 +645,7 @@ class ImageClassifier(KerasClassifier):
             data = {"x": X, "y": y, "batch_size": batch_size, "sample_weight": sample_weight}
         callbacks = (
             self._default_callbacks(validation is not None)
-            + time_budget.callbacks_for(self, len(X), validation)
+            + budget
             + [allocator.HeldMemory()]  # no page faults of fresh memory at every step
         )
         # Resume from checkpoint_dir's checkpoint, if any; its callback goes after the

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -269,6 +269,12 @@ class AugmentedBatches(keras.utils.PyDataset):
     ``ConsistencyCrossentropy``: the images after ``augment[:k]`` (the clean view), then
     two independent draws of ``augment[k:]`` on them; labels come as a column, shape
     ``(3 * batch, 1)``, and sample weights repeat.
+
+    ``planned_steps`` returns the training steps the schedule runs (None while unknown,
+    e.g. before a time budget's first plan); steps whose strength follows the schedule
+    (``follows_training_schedule``) then get the share of them done before their batch as
+    ``progress`` (0 while unknown). Batches are prepared a few steps ahead, so a plan
+    changed meanwhile reaches them a few steps late.
     """
 
     def __init__(
@@ -281,6 +287,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         seed: int,
         sample_weight: np.ndarray | None = None,
         consistency_from: int | None = None,
+        planned_steps: Callable[[], int | None] | None = None,
         workers: int | None = None,
     ):
         super().__init__(
@@ -289,6 +296,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.images, self.labels, self.sample_weight = images, labels, sample_weight
         self.batch_size, self.augment, self.seed = batch_size, list(augment), seed
         self.consistency_from = consistency_from
+        self.planned_steps = planned_steps
         self.epoch = 0
         self._order = self._shuffled_order()
 
@@ -304,21 +312,36 @@ class AugmentedBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         labels = self.labels[rows]
         weights = None if self.sample_weight is None else self.sample_weight[rows]
+        progress = self._progress(index)
         if self.consistency_from is None:
-            batch = self._perturbed(batch, self.augment, rng)
+            batch = self._perturbed(batch, self.augment, rng, progress)
         else:
-            clean = self._perturbed(batch, self.augment[: self.consistency_from], rng)
+            clean = self._perturbed(batch, self.augment[: self.consistency_from], rng, progress)
             redrawn = self.augment[self.consistency_from :]
-            views = [self._perturbed(clean, redrawn, rng) for _ in range(2)]
+            views = [self._perturbed(clean, redrawn, rng, progress) for _ in range(2)]
             batch = np.concatenate([clean, *views])
             labels = np.concatenate([labels] * 3).reshape(-1, 1)
             weights = None if weights is None else np.concatenate([weights] * 3)
         return (batch, labels) if weights is None else (batch, labels, weights)
 
+    def _progress(self, index: int) -> float | None:
+        """Share of the planned steps done before batch ``index`` of this epoch."""
+        if self.planned_steps is None:
+            return None
+        planned = self.planned_steps()
+        if not planned:
+            return 0.0
+        return min((self.epoch * len(self) + index) / planned, 1.0)
+
     @staticmethod
-    def _perturbed(batch: np.ndarray, steps: Sequence, rng: np.random.Generator) -> np.ndarray:
+    def _perturbed(
+        batch: np.ndarray, steps: Sequence, rng: np.random.Generator, progress: float | None
+    ) -> np.ndarray:
         for step in steps:
-            batch = step.perturb(batch, random_state=rng)
+            if progress is not None and getattr(step, "follows_training_schedule", False):
+                batch = step.perturb(batch, random_state=rng, progress=progress)
+            else:
+                batch = step.perturb(batch, random_state=rng)
         return batch
 
     def on_epoch_end(self) -> None:

@@ -313,6 +313,9 @@ default=None
 
     #: Function of :mod:`sklcifar.perturbations` applied by the subclass.
     _perturbation = None
+    #: Whether the step's strength follows the training schedule: the classifiers then
+    #: pass the share of training done to ``perturb`` as ``progress``.
+    follows_training_schedule = False
     #: Parameters of the subclass passed, by name, to ``_perturbation``.
     _perturbation_params = ()
 
@@ -325,7 +328,7 @@ default=None
         self.apply = apply
         self.random_state = random_state
 
-    def perturb(self, X, random_state=None):
+    def perturb(self, X, random_state=None, *, progress=None):
         """Apply the perturbation to the images ``X`` and return the new images.
 
         Parameters
@@ -338,6 +341,12 @@ default=None
             Source of randomness for this call; ``None`` uses the estimator's
             ``random_state`` (itself fresh randomness when ``None``). A
             ``Generator`` is used as is and advanced.
+        progress : float in [0, 1] or None, default=None
+            Share of the training schedule done, for a step whose strength follows it
+            (``follows_training_schedule``, e.g. `RobustMix` with a
+            ``final_mix_probability``): the classifiers pass it to such steps when they
+            run as per-epoch augmentation. None is the start of the schedule; other
+            steps ignore it.
 
         Returns
         -------
@@ -345,9 +354,11 @@ default=None
             Perturbed images with the dtype of ``X``.
         """
         self._validate_params()
+        if progress is not None:
+            progress = perturbations._check_number("progress", progress, 0, 1)
         if random_state is None:
             random_state = self.random_state
-        return self._perturb(check_images(X), random_state)
+        return self._perturb(check_images(X), random_state, progress)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -380,13 +391,18 @@ default=None
             return self._perturb(X, self.random_state)
         return X
 
-    def _perturb(self, X, random_state):
+    def _perturb(self, X, random_state, progress=None):
         if self._perturbation is None:
             raise NotImplementedError(
                 f"{type(self).__name__} does not define the perturbation it applies."
             )
-        kwargs = {name: getattr(self, name) for name in self._perturbation_params}
+        kwargs = self._perturbation_kwargs(progress)
         return self._perturbation(X, **kwargs, random_state=_as_generator(random_state))
+
+    def _perturbation_kwargs(self, progress: float | None) -> dict[str, Any]:
+        """Arguments of ``_perturbation`` at this share of training (the same throughout
+        unless a subclass schedules them)."""
+        return {name: getattr(self, name) for name in self._perturbation_params}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -659,11 +675,19 @@ class RobustMix(PerturbationTransformer):
         What the chains draw from: names of :data:`sklcifar.augmix.OPERATIONS`, e.g.
         ``AUGMIX_OPERATIONS`` or ``PRIME_OPERATIONS``; the default is both.
     mix_probability : float in [0, 1], default=1.0
-        Share of the images that are mixed.
+        Share of the images that are mixed (at the start of training, with
+        ``final_mix_probability``).
     noise_range : tuple of two floats in [0, 1], default=(0.02, 0.04)
         Per-image pixel-noise fraction range.
     noise_probability : float in [0, 1], default=0.5
         Share of the images that get pixel noise.
+    final_mix_probability : float in [0, 1] or None, default=None
+        Share mixed at the end of training: as per-epoch augmentation of a classifier
+        the share moves linearly from ``mix_probability`` to this over the training
+        schedule (the ``progress`` of :meth:`perturb`), so that the last, low-learning-rate
+        steps fit images nearer the clean ones. None: ``mix_probability`` throughout.
+        Outside training (``transform``, ``perturb`` without ``progress``) the share is
+        ``mix_probability``.
     apply : {"fit", "always"}, default="fit"
     random_state : None, int, Generator or RandomState, default=None
 
@@ -674,6 +698,9 @@ class RobustMix(PerturbationTransformer):
     >>> images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 1), dtype=np.uint8)
     >>> RobustMix(random_state=0).fit_transform(images).shape
     (4, 32, 32, 1)
+    >>> falling = RobustMix(final_mix_probability=0.0, noise_probability=0.0)
+    >>> bool((falling.perturb(images, random_state=0, progress=1.0) == images).all())
+    True
     """
 
     _perturbation = staticmethod(augmix.robust_mix)
@@ -681,6 +708,7 @@ class RobustMix(PerturbationTransformer):
     values_before_added: ClassVar[dict[str, Any]] = {
         "operations": augmix.AUGMIX_OPERATIONS,
         "mix_probability": 1.0,
+        "final_mix_probability": None,
     }
     _perturbation_params = (
         "severity",
@@ -697,6 +725,7 @@ class RobustMix(PerturbationTransformer):
         mix_probability=[_UNIT],
         noise_range=[tuple, list],
         noise_probability=[_UNIT],
+        final_mix_probability=[None, _UNIT],
     )
 
     def __init__(
@@ -707,6 +736,7 @@ class RobustMix(PerturbationTransformer):
         mix_probability=1.0,
         noise_range=augmix.ROBUST_NOISE_RANGE,
         noise_probability=0.5,
+        final_mix_probability=None,
         *,
         apply="fit",
         random_state=None,
@@ -717,7 +747,19 @@ class RobustMix(PerturbationTransformer):
         self.mix_probability = mix_probability
         self.noise_range = noise_range
         self.noise_probability = noise_probability
+        self.final_mix_probability = final_mix_probability
         super().__init__(apply=apply, random_state=random_state)
 
     def __setstate__(self, state):
         super().__setstate__({**self.values_before_added, **state})
+
+    @property
+    def follows_training_schedule(self) -> bool:
+        return self.final_mix_probability is not None
+
+    def _perturbation_kwargs(self, progress):
+        kwargs = super()._perturbation_kwargs(progress)
+        if self.final_mix_probability is not None and progress is not None:
+            start, end = self.mix_probability, self.final_mix_probability
+            kwargs["mix_probability"] = start + (end - start) * progress
+        return kwargs

@@ -154,3 +154,80 @@ def test_consistency_needs_a_robust_mix_step():
     assert not hasattr(clf, "model_")
     with pytest.raises(ValueError, match="consistency"):
         FastNetClassifier(width=2, augment=ROBUST_AUGMENT, consistency=-1.0).fit(IMAGES, y)
+
+
+def _changed_share(images, original):
+    return (images != original).reshape(len(images), -1).any(axis=1).mean()
+
+
+def test_final_mix_probability_follows_training_progress():
+    falling = RobustMix(final_mix_probability=0.0, noise_probability=0.0, random_state=0)
+    assert falling.follows_training_schedule and not RobustMix().follows_training_schedule
+    assert _changed_share(falling.perturb(IMAGES, progress=0.0), IMAGES) > 0.9
+    assert 0.3 < _changed_share(falling.perturb(IMAGES, progress=0.5), IMAGES) < 0.7
+    np.testing.assert_array_equal(falling.perturb(IMAGES, progress=1.0), IMAGES)
+    # Outside training (no progress, or transform) the share is mix_probability's.
+    assert _changed_share(falling.perturb(IMAGES), IMAGES) > 0.9
+    always = RobustMix(final_mix_probability=0.0, noise_probability=0.0, apply="always")
+    assert _changed_share(always.fit(IMAGES).transform(IMAGES), IMAGES) > 0.9
+    # Without final_mix_probability progress changes nothing.
+    constant = RobustMix(random_state=0)
+    np.testing.assert_array_equal(constant.perturb(IMAGES, progress=1.0), constant.perturb(IMAGES))
+
+
+@pytest.mark.parametrize("progress", [-0.1, 1.5, float("nan"), "half", True])
+def test_bad_progress_is_refused(progress):
+    with pytest.raises(ValueError, match=r"progress must be a number in \[0, 1\]"):
+        RobustMix(final_mix_probability=0.0).perturb(IMAGES, progress=progress)
+
+
+def test_bad_final_mix_probability_is_refused():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="final_mix_probability"):
+        RobustMix(final_mix_probability=1.5).perturb(IMAGES, progress=0.5)
+
+
+class ProgressRecorder(RobustMix):
+    """RobustMix that records the progress the classifier passes with each batch."""
+
+    seen: list = []
+
+    def perturb(self, X, random_state=None, *, progress=None):
+        type(self).seen.append(progress)
+        return super().perturb(X, random_state, progress=progress)
+
+
+def test_classifier_passes_training_progress():
+    ProgressRecorder.seen = []
+    step = ProgressRecorder(final_mix_probability=0.0)
+    y = np.arange(64) % 2
+    params = dict(width=2, epochs=3, batch_size=32, validation_fraction=0, random_state=0)
+    FastNetClassifier(augment=("flip", step), precision="float32", **params).fit(IMAGES, y)
+    # 3 epochs of 2 batches: the share of the 6 steps done before each batch (and 1.0
+    # for the batches Keras prepares after the last epoch and never trains on).
+    expected = [0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6]
+    assert sorted(set(ProgressRecorder.seen) - {1.0}) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("budget, planned", [({}, 6), ({"time_budget": 600}, 4)])
+def test_progress_counts_the_steps_planned(monkeypatch, budget, planned):
+    # With a time budget the steps planned are its plan's (capped here by epochs=2, the
+    # first plan set after the first epoch), else the epochs asked for.
+    from sklcifar import training
+
+    made = []
+    original = training.AugmentedBatches.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(training.AugmentedBatches, "__init__", spy)
+    y = np.arange(64) % 2
+    epochs = 3 if not budget else 2
+    params = dict(width=2, batch_size=32, validation_fraction=0, random_state=0)
+    augment = ("flip", RobustMix(final_mix_probability=0.0))
+    clf = FastNetClassifier(augment=augment, epochs=epochs, precision="float32", **params)
+    clf.set_params(**budget).fit(IMAGES, y)
+    assert made[0].planned_steps() == planned

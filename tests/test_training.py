@@ -189,3 +189,39 @@ def test_augmented_batches_with_consistency_views():
 class _AlwaysFlip:
     def perturb(self, batch, random_state):
         return batch[:, :, ::-1]
+
+
+class _Scheduled:
+    """A step whose strength follows the schedule: records the progress it gets."""
+
+    follows_training_schedule = True
+
+    def __init__(self):
+        self.seen = []
+
+    def perturb(self, batch, random_state, progress=None):
+        self.seen.append(progress)
+        return batch
+
+
+def test_augmented_batches_pass_progress_to_scheduled_steps_only():
+    X = np.zeros((10, 8, 8, 1), "float32")
+    y = np.arange(10) % 2
+    plan, scheduled = [None], _Scheduled()
+    # _AlwaysFlip takes no progress (steps written before it existed still work).
+    data = training.AugmentedBatches(
+        X, y, batch_size=4, augment=[_AlwaysFlip(), scheduled], seed=0,
+        planned_steps=lambda: plan[0],
+    )  # fmt: skip
+    data[1]  # no plan yet: the start of the schedule
+    plan[0] = 12
+    data[2]
+    data.on_epoch_end()
+    data[1]
+    assert scheduled.seen == [0.0, 2 / 12, 4 / 12]
+    plan[0] = 3
+    data[2]
+    assert scheduled.seen[-1] == 1.0  # past a shortened plan: its end
+    unplanned = _Scheduled()
+    training.AugmentedBatches(X, y, batch_size=4, augment=[unplanned], seed=0)[0]
+    assert unplanned.seen == [None]
