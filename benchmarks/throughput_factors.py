@@ -17,7 +17,9 @@ augmentation prepared by 1 thread (the main one: no overlap) or 3, in the graph
 limited to one thread while it runs (the package's setting) or not; batch 512; no
 validation split; TensorFlow intra-/inter-op threads 1/1, 2/1, 1/2; weight EMA; float32
 where the default picks bf16; glibc's allocator as TensorFlow leaves it; TensorFlow's
-Eigen kernels instead of oneDNN's; TensorFlow's graph optimiser (grappler) off. There is
+Eigen kernels instead of oneDNN's; TensorFlow's graph optimiser (grappler) off; the
+convolutions' input gradients by TensorFlow's ``Conv2DBackpropInput`` instead of the forward
+convolutions of ``sklcifar.convolution.ForwardGradConv2D``. There is
 no data-layout row: TensorFlow's CPU convolutions take channels-last images only.
 
     python benchmarks/throughput_factors.py [--images 8192] [--epochs 4] [--only a,b]
@@ -38,7 +40,8 @@ from pathlib import Path
 # robust: the robust recipe's augmentation, blas: numpy's BLAS threads during fit,
 # hold_memory: False leaves glibc's malloc thresholds as TensorFlow sets them, env: the
 # child's environment variables, read when TensorFlow loads, graph_options: TensorFlow's
-# graph optimiser (grappler) options)
+# graph optimiser (grappler) options, keras_input_gradient: every convolution's input
+# gradient by TensorFlow's Conv2DBackpropInput, as keras.layers.Conv2D computes it)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "default": ({}, {}),
     "keras.fit batch 512": ({"batch_size": 512}, {"loop": "keras"}),
@@ -61,6 +64,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "allocator: as TensorFlow leaves it": ({}, {"hold_memory": False}),
     "oneDNN off (Eigen kernels)": ({}, {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}}),
     "graph optimiser off": ({}, {"graph_options": {"disable_meta_optimizer": True}}),
+    "input gradient: Conv2DBackpropInput": ({}, {"keras_input_gradient": True}),
 }
 
 
@@ -77,12 +81,15 @@ def run_variant(name: str, n_images: int, epochs: int, data: str | None) -> dict
     from _common import grayscale_cifar, images_per_second, plain_keras_fit
 
     from sklcifar import FastNetClassifier, allocator, training
+    from sklcifar.convolution import ForwardGradConv2D
     from sklcifar.estimators import ROBUST_AUGMENT
 
     if "augment_workers" in settings:
         training.AUGMENT_WORKERS = settings["augment_workers"]
     if "blas" in settings:
         training.AUGMENT_BLAS_THREADS = settings["blas"]
+    if settings.get("keras_input_gradient"):
+        ForwardGradConv2D.input_gradient_as_convolution = property(lambda layer: False)
     if settings.get("hold_memory") is False:
         allocator.hold = lambda: None
     if settings.get("robust"):

@@ -119,7 +119,9 @@ def layer_signature(model):
         if isinstance(layer, layers.InputLayer | layers.Normalization):
             continue
         detail = getattr(layer, "rate", None) or getattr(layer, "kernel_size", None)
-        out.append((type(layer).__name__, tuple(layer.output.shape[1:]), detail))
+        # Keras' own layer class: the package's ForwardGradConv2D is the seed's Conv2D.
+        keras_class = next(c for c in type(layer).__mro__ if c.__module__.startswith("keras"))
+        out.append((keras_class.__name__, tuple(layer.output.shape[1:]), detail))
     return out
 
 
