@@ -56,14 +56,14 @@ def pass_seconds(layer: keras.layers.Layer, images: tf.Tensor, *, repeats: int, 
     return best
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--network", choices=sorted(NETWORKS), default="fastnet16")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--csv", type=Path, help="also write the rows, with the machine, here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(machine_header(), flush=True)
     print(f"# {args.network}, batch {args.batch}, best of {args.repeats} x {args.steps} passes")
     allocator.hold()  # as during a fit: memory kept between steps

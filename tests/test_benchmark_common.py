@@ -106,3 +106,20 @@ def test_robust_training_gives_both_recipes_the_same_time_budget(
     with pytest.raises(SystemExit):
         module.main(["--epochs", "2", "--minutes", "1", "--out", str(out)])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_conv_gradients_times_each_same_convolution_both_ways(tmp_path, capsys, load_benchmark):
+    path = tmp_path / "conv.csv"
+    load_benchmark("conv_gradients").main(
+        ["--batch", "2", "--repeats", "1", "--steps", "1", "--csv", str(path)]
+    )
+    rows = list(csv.DictReader(path.open()))
+    # FastNet's seven stride-1 "same" convolutions (not the "valid" whitening layer), then all.
+    assert [row["layer"] for row in rows] == [
+        "layer1_conv", "layer1_res1_conv", "layer1_res2_conv", "layer2_conv",
+        "layer3_conv", "layer3_res1_conv", "layer3_res2_conv", "all",
+    ]  # fmt: skip
+    assert rows[5]["input"] == "3x3x128" and rows[5]["kernel"] == "3x3 -> 128"
+    assert all(float(row["keras_ms"]) > 0 and float(row["forward_ms"]) > 0 for row in rows)
+    assert rows[0]["cpu"]
+    assert "| all of them |" in capsys.readouterr().out
