@@ -258,8 +258,7 @@ class _FitCheckpoints:
         if state is not None:
             meta, arrays = state
             _assign(model.variables, arrays, "model", self.path)
-            # The optimiser creates its variables on the first step: create them now.
-            model.optimizer.build(model.trainable_variables)
+            # The optimiser's variables exist: ImageClassifier builds it with the model.
             _assign(model.optimizer.variables, arrays, "optimizer", self.path)
             history = meta["history"]
             restore = (meta["early_stopping"], arrays)

@@ -252,6 +252,29 @@ def test_augment_draws_fresh_images_every_epoch():
     assert not np.array_equal(seen[0], seen[-1])
 
 
+@pytest.mark.parametrize("family", ["convnet", "fastnet", "resnet"])
+@pytest.mark.parametrize("ema_momentum", [None, 0.9])
+def test_training_function_creates_no_variables_so_it_is_traced_once(family, ema_momentum):
+    # TensorFlow traces a function that creates variables twice; the optimizer's slots
+    # and the accuracy metric's counters are created with the model instead.
+    import tensorflow as tf
+
+    created_while_tracing = []
+
+    def record(next_creator, **kwargs):
+        if not tf.executing_eagerly():
+            created_while_tracing.append(kwargs.get("name"))
+        return next_creator(**kwargs)
+
+    X, y = blobs(size=16)
+    clf = getattr(FamilyDefaults, family)(random_state=0, ema_momentum=ema_momentum)
+    with tf.variable_creator_scope(record):
+        clf.fit(X, y)
+    assert created_while_tracing == []
+    assert set(clf.history_) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(clf.model_.optimizer.variables) > len(clf.model_.trainable_variables)
+
+
 def test_precision_float32():
     X, y = blobs()
     fp32 = tiny(precision="float32").fit(X, y)
