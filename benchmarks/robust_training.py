@@ -12,7 +12,8 @@ costlier batches leave it):
 - ``jsd``: the same with AugMix's Jensen-Shannon consistency loss (``consistency=12``:
   three views per image, about three times the compute per epoch);
 - ``mix_all``, ``mix_half``, ``augmix``, ``prime``, ``mix_falling``,
-  ``mix_falling_half``: variants of the mixture (below).
+  ``mix_falling_half``: variants of the mixture (below);
+- ``default_wide``, ``robust_wide``: the two recipes on a FastNet of width 24.
 
 Both are scored with ``evaluate_robustness`` on the same stratified test images: clean,
 the seed's 3% pixel noise on the grey images, and the 15 CIFAR-C corruptions x 5
@@ -63,6 +64,10 @@ RECIPES = {
     # stays on half the images throughout.
     "mix_falling": {"augment": ("flip", "shift", RobustMix(final_mix_probability=0.0))},
     "mix_falling_half": {"augment": ("flip", "shift", RobustMix(final_mix_probability=0.5))},
+    # Both recipes on a wider FastNet (1.5x the filters, about 2.2x the arithmetic): does
+    # the robust recipe's clean cost shrink with capacity?
+    "default_wide": {"augment": ("flip", "shift"), "width": 24},
+    "robust_wide": {"augment": ROBUST_AUGMENT, "width": 24},
 }
 
 
