@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from sklcifar import training
-from sklcifar.datasets import load_cifar
+from sklcifar.datasets import load_cifar, stratified_subset
 from sklcifar.files import atomic_write
 from sklcifar.machine import CPU_FLAGS, describe_machine
 from sklcifar.transformers import Grayscale
@@ -25,6 +25,24 @@ def grayscale_cifar(source: str | os.PathLike | None = None, split: str = "train
     """Real CIFAR images as uint8 (N, 32, 32, 1) grayscale plus labels."""
     X, y = load_cifar(source or DEFAULT_DATA, split=split, return_X_y=True)
     return Grayscale().transform(X), y
+
+
+def train_and_test_images(
+    source: str | os.PathLike,
+    *,
+    subset: int | None = None,
+    test_images: int | None = None,
+    seed: int = 0,
+):
+    """CIFAR training and test images (RGB) with labels: ``X, y, X_test, y_test``, each
+    split cut to a stratified ``subset`` / ``test_images`` when given (and smaller)."""
+    X, y = load_cifar(source, split="train", return_X_y=True)
+    if subset is not None:
+        X, y = stratified_subset(X, y, subset, random_state=seed)
+    X_test, y_test = load_cifar(source, split="test", return_X_y=True)
+    if test_images is not None and test_images < len(y_test):
+        X_test, y_test = stratified_subset(X_test, y_test, test_images, random_state=seed)
+    return X, y, X_test, y_test
 
 
 def machine_facts() -> dict[str, str | int | bool]:

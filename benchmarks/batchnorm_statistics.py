@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 import keras
-from _common import DEFAULT_DATA, machine_header
+from _common import DEFAULT_DATA, machine_header, train_and_test_images
 
-from sklcifar.datasets import load_cifar, stratified_subset
+from sklcifar.datasets import stratified_subset
 from sklcifar.estimators import ROBUST_AUGMENT
 from sklcifar.files import atomic_write
 from sklcifar.persistence import load_model, save_model
@@ -55,11 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print(machine_header(), flush=True)
-    X, y = load_cifar(args.data, split="train", return_X_y=True)
-    if args.subset:
-        X, y = stratified_subset(X, y, args.subset, random_state=0)
-    X_test, y_test = load_cifar(args.data, split="test", return_X_y=True)
-    X_test, y_test = stratified_subset(X_test, y_test, args.report_images, random_state=0)
+    X, y, X_test, y_test = train_and_test_images(
+        args.data, subset=args.subset, test_images=args.report_images
+    )
     if args.load:
         pipeline = load_model(args.load)
     else:

@@ -36,11 +36,10 @@ import argparse
 import time
 from pathlib import Path
 
-from _common import DEFAULT_DATA, machine_header, write_csv
+from _common import DEFAULT_DATA, machine_header, train_and_test_images, write_csv
 
 from sklcifar.augmix import AUGMIX_OPERATIONS, PRIME_OPERATIONS
 from sklcifar.corruption_error import compare_reports, comparison_markdown
-from sklcifar.datasets import load_cifar, stratified_subset
 from sklcifar.estimators import FAST_RECIPE, ROBUST_AUGMENT
 from sklcifar.files import atomic_write, check_output_path
 from sklcifar.pipelines import make_pipeline
@@ -106,14 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("robust_training.csv", "robust_training.md", "robust_training.png"):
         check_output_path(args.out / name, overwrite=True)
     print(machine_header(), flush=True)
-    X, y = load_cifar(args.data, split="train", return_X_y=True)
-    if args.subset is not None:
-        X, y = stratified_subset(X, y, args.subset, random_state=args.seed)
-    X_test, y_test = load_cifar(args.data, split="test", return_X_y=True)
-    if args.report_images < len(y_test):
-        X_test, y_test = stratified_subset(
-            X_test, y_test, args.report_images, random_state=args.seed
-        )
+    X, y, X_test, y_test = train_and_test_images(
+        args.data, subset=args.subset, test_images=args.report_images, seed=args.seed
+    )
     print(
         f"# {len(y)} gray training images, "
         + (f"{args.minutes:g} minutes" if args.minutes else f"{args.epochs} epochs")

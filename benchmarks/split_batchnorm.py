@@ -33,12 +33,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from _common import DEFAULT_DATA, machine_header
+from _common import DEFAULT_DATA, machine_header, train_and_test_images
 from sklearn.base import clone
 
 from sklcifar import architectures, training
 from sklcifar.corruption_error import compare_reports, comparison_markdown
-from sklcifar.datasets import load_cifar, stratified_subset
 from sklcifar.estimators import ROBUST_AUGMENT
 from sklcifar.files import atomic_write
 from sklcifar.pipelines import make_pipeline
@@ -126,11 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print(machine_header(), flush=True)
-    X, y = load_cifar(args.data, split="train", return_X_y=True)
-    if args.subset:
-        X, y = stratified_subset(X, y, args.subset, random_state=0)
-    X_test, y_test = load_cifar(args.data, split="test", return_X_y=True)
-    X_test, y_test = stratified_subset(X_test, y_test, args.report_images, random_state=0)
+    X, y, X_test, y_test = train_and_test_images(
+        args.data, subset=args.subset, test_images=args.report_images
+    )
     reports = {}
     for name, params in RECIPES.items():
         pipeline = make_pipeline("fastnet", random_state=0, epochs=args.epochs, **params)

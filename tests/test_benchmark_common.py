@@ -108,6 +108,52 @@ def test_robust_training_gives_both_recipes_the_same_time_budget(
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def test_split_batchnorm_trains_the_mixed_half_through_auxiliary_layers(
+    small_cifar10, tmp_path, capsys, load_benchmark
+):
+    import keras
+    import numpy as np
+
+    from sklcifar import architectures, training
+
+    module = load_benchmark("split_batchnorm")
+    # Training: the main layer's statistics come from the batch's first half alone, the
+    # auxiliary layer's from the second; outside training the main layer alone.
+    layer = module.SplitBatchNormalization(momentum=0.0)
+    batch = np.concatenate([np.zeros((4, 2, 2, 3)), np.full((4, 2, 2, 3), 10.0)]).astype("float32")
+    layer(batch, training=True)
+    assert np.allclose(keras.ops.convert_to_numpy(layer.main.moving_mean), 0.0)
+    assert np.allclose(keras.ops.convert_to_numpy(layer.auxiliary.moving_mean), 10.0)
+    predicted = keras.ops.convert_to_numpy(layer(batch[4:], training=False))
+    assert np.allclose(predicted, keras.ops.convert_to_numpy(layer.main(batch[4:])))
+    assert not np.allclose(predicted, keras.ops.convert_to_numpy(layer.auxiliary(batch[4:])))
+
+    X, y = load_cifar(small_cifar10, split="train", return_X_y=True)
+    pipeline = make_pipeline("fastnet", epochs=1, width=2, augment=("robust",), random_state=0)
+    with module.split_batchnorm():
+        pipeline.fit(X, y)
+    kinds = {type(layer) for layer in pipeline[-1].model_.layers}
+    assert module.SplitBatchNormalization in kinds
+    assert keras.layers.BatchNormalization not in kinds
+    # The package is itself again afterwards.
+    assert architectures.layers is keras.layers
+    assert training.AugmentedBatches is not module._SplitBatches
+    # The batches: first half RobustMix's noise alone (no chains), second half mixed.
+    batches = module._SplitBatches(
+        X[:8], y[:8], batch_size=8, augment=pipeline[-1]._augmentations(), seed=0
+    )
+    images, labels = batches[0]
+    assert images.shape == X[:8].shape and list(labels) == list(y[:8])
+
+    out = tmp_path / "split"
+    module.main(
+        ["--data", str(small_cifar10), "--epochs", "1", "--report-images", "20"]
+        + ["--out", str(out)]
+    )
+    table = (out / "split_batchnorm.md").read_text()
+    assert all(f"| {name} |" in table for name in ("default", "mix_half", "split"))
+
+
 def test_conv_gradients_times_each_same_convolution_both_ways(tmp_path, capsys, load_benchmark):
     path = tmp_path / "conv.csv"
     load_benchmark("conv_gradients").main(
