@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import time
 from pathlib import Path
 
@@ -85,19 +86,22 @@ class _SplitLayers:
 class _SplitBatches(training.AugmentedBatches):
     """Batches whose first half is unmixed (RobustMix's noise alone), second half mixed."""
 
-    def __getitem__(self, index):
-        rows = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+    @functools.cached_property
+    def _unmixed(self) -> list:
         # RobustMix with no chains (width 0) draws its pixel noise alone.
-        unmixed = [
+        return [
             clone(step).set_params(width=0) if isinstance(step, RobustMix) else step
             for step in self.augment
         ]
+
+    def __getitem__(self, index):
+        rows = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
+        rng = np.random.default_rng([self.seed, self.epoch, index])
         half = len(rows) // 2
         images = self.images[rows]
         batch = np.concatenate(
             [
-                self._perturbed(images[:half], unmixed, rng, None),
+                self._perturbed(images[:half], self._unmixed, rng, None),
                 self._perturbed(images[half:], self.augment, rng, None),
             ]
         )

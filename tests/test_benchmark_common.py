@@ -138,7 +138,7 @@ def test_split_batchnorm_trains_the_mixed_half_through_auxiliary_layers(
     # The package is itself again afterwards.
     assert architectures.layers is keras.layers
     assert training.AugmentedBatches is not module._SplitBatches
-    # The batches: first half RobustMix's noise alone (no chains), second half mixed.
+    # The batches keep their images' shape and labels, in order.
     batches = module._SplitBatches(
         X[:8], y[:8], batch_size=8, augment=pipeline[-1]._augmentations(), seed=0
     )
