@@ -9,8 +9,10 @@ clock stopped meanwhile.) The seed's m12 recipe trains until ``--budget-minutes`
 passed, scored after every epoch with the clock stopped. "default" is
 ``FastNetClassifier()`` as it ships, "conv_stem" the same recipe with the first layer it
 had before airbench's patch whitening (``stem="conv"``), trained to the same budgets, side
-by side. ``--fastnet-param`` changes a parameter of both, e.g. ``width=32``. (Before
-2026-11-30 these two were named "whitened" and "default".)
+by side; "float32" and "bfloat16" the default recipe in one precision each, whatever
+``precision="auto"`` picks on this CPU. ``--fastnet-param`` changes a parameter of all the
+FastNet recipes, e.g. ``width=32``. (Before 2026-11-30 "default" and "conv_stem" were
+named "whitened" and "default".)
 
     python benchmarks/time_to_accuracy.py --default-minutes 1,2,5,15 --budget-minutes 15 \
         --out benchmarks/out/tta
@@ -49,10 +51,17 @@ from sklcifar.files import atomic_path  # noqa: E402
 RECIPES = {
     "default": "default recipe (one fit per budget)",
     "conv_stem": "default recipe, conv stem (one fit per budget)",
+    "float32": "default recipe in float32 (one fit per budget)",
+    "bfloat16": "default recipe in bf16 mixed precision (one fit per budget)",
     "m12": "m12",
 }
 #: FastNet parameters of the recipes trained to time budgets, over FastNetClassifier's own.
-FASTNET_RECIPES = {"default": {}, "conv_stem": {"stem": "conv"}}
+FASTNET_RECIPES = {
+    "default": {},
+    "conv_stem": {"stem": "conv"},
+    "float32": {"precision": "float32"},
+    "bfloat16": {"precision": "bfloat16"},
+}
 
 
 class TestCurve(keras.callbacks.Callback):

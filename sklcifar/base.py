@@ -126,8 +126,9 @@ class ImageClassifier(KerasClassifier):
         restored. ``None`` takes the recipe's value: 10 in the seed's recipe, none in the
         fast recipe, whose schedule decides when to stop (validation is still recorded).
     precision : {"auto", "float32", "bfloat16"}, default="auto"
-        "auto" uses bf16 mixed precision where the CPU has AMX, the only CPUs where it
-        trained faster than float32 (not on AVX-512 BF16 alone); the environment variable
+        "auto" uses bf16 mixed precision where it trained faster than float32: CPUs with
+        AMX, and AMD CPUs with AVX-512 BF16 (not Intel's without AMX;
+        ``sklcifar.training.cpu_prefers_bf16``); the environment variable
         ``SKLCIFAR_PRECISION=float32`` turns that off.
     time_budget : float or None
         Seconds the whole ``fit`` may take. The estimator times its first training steps and

@@ -3,8 +3,10 @@ that decide TensorFlow's speed, and accelerators.
 
 Training speed on a CPU depends on a few instruction-set flags: AVX2 (every x86-64 CPU of
 the last decade), AVX-512 (``avx512f``), native bfloat16 dot products (``avx512_bf16``) and
-Intel's AMX tile units (``amx_tile``, ``amx_bf16``). bf16 mixed precision pays only with the
-last two; benchmarks name them beside every figure.
+Intel's AMX tile units (``amx_tile``, ``amx_bf16``), and on who made the CPU: AVX-512 BF16
+made bf16 mixed precision faster than float32 on an AMD EPYC, slower on an Intel Xeon
+without AMX (``sklcifar.training.cpu_prefers_bf16``). Benchmarks name them beside every
+figure.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import functools
 import os
 import platform
 
-__all__ = ["CPU_FLAGS", "cpu_flags", "cpu_model", "describe_machine", "gpu_names"]
+__all__ = ["CPU_FLAGS", "cpu_flags", "cpu_model", "cpu_vendor", "describe_machine", "gpu_names"]
 
 # The flags that change which precision and which kernels are fastest.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
@@ -34,6 +36,14 @@ def cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def cpu_vendor() -> str:
+    """The CPU's maker as the CPU names itself ("GenuineIntel", "AuthenticAMD"), or ""."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith("vendor_id"):
+            return line.split(":", 1)[1].strip()
+    return ""
 
 
 def cpu_flags() -> frozenset[str]:

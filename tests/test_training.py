@@ -43,20 +43,20 @@ def test_precision_policies(monkeypatch):
     monkeypatch.delenv("SKLCIFAR_PRECISION", raising=False)  # the CPU decides "auto" here
     assert training.dtype_policy_name("float32") == "float32"
     assert training.dtype_policy_name("bfloat16") == "mixed_bfloat16"
-    monkeypatch.setattr(training, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(training, "cpu_prefers_bf16", lambda: False)
     assert training.dtype_policy_name("auto") == "float32"
-    monkeypatch.setattr(training, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(training, "cpu_prefers_bf16", lambda: True)
     assert training.dtype_policy_name("auto") == "mixed_bfloat16"
     with pytest.raises(ValueError, match="precision"):
         training.dtype_policy_name("float16")
 
 
 def test_precision_environment_variable_decides_auto(monkeypatch):
-    monkeypatch.setattr(training, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(training, "cpu_prefers_bf16", lambda: True)
     monkeypatch.setenv("SKLCIFAR_PRECISION", "float32")
     assert training.dtype_policy_name("auto") == "float32"
     assert training.dtype_policy_name("bfloat16") == "mixed_bfloat16"  # explicit wins
-    monkeypatch.setattr(training, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(training, "cpu_prefers_bf16", lambda: False)
     monkeypatch.setenv("SKLCIFAR_PRECISION", "bfloat16")
     assert training.dtype_policy_name("auto") == "mixed_bfloat16"
     monkeypatch.setenv("SKLCIFAR_PRECISION", "")
