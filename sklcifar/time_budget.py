@@ -2,8 +2,8 @@
 
 A fixed epoch count tuned on one CPU is wrong on every other: the fast recipe's 16 epochs
 take 8 minutes on an Intel CPU with AMX, 6 on a 2-core AMD EPYC with AVX-512 BF16 and
-about 25 on a 2-core AVX2 AMD EPYC, where a
-5-minute budget then stops training mid-schedule at a high learning rate. With
+about 25 on a 2-core AVX2 AMD EPYC, where a 5-minute budget then stops training
+mid-schedule at a high learning rate. With
 ``time_budget=seconds`` an estimator instead
 
 1. measures its own seconds per training step over the first steps (the first step, which
