@@ -30,28 +30,27 @@ def _cpuinfo() -> str:
         return ""
 
 
+def _cpuinfo_field(name: str) -> str | None:
+    """The value of the first ``name`` line of /proc/cpuinfo (every core repeats it)."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith(name):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
 def cpu_model() -> str:
     """The CPU's model name ("Intel(R) Xeon(R) ...", "AMD EPYC ..."), or the architecture."""
-    for line in _cpuinfo().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def cpu_vendor() -> str:
     """The CPU's maker as the CPU names itself ("GenuineIntel", "AuthenticAMD"), or ""."""
-    for line in _cpuinfo().splitlines():
-        if line.startswith("vendor_id"):
-            return line.split(":", 1)[1].strip()
-    return ""
+    return _cpuinfo_field("vendor_id") or ""
 
 
 def cpu_flags() -> frozenset[str]:
     """Every instruction-set flag the CPU reports (empty where /proc/cpuinfo is absent)."""
-    for line in _cpuinfo().splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+    return frozenset((_cpuinfo_field("flags") or "").split())
 
 
 def gpu_names() -> list[str]:

@@ -46,7 +46,7 @@ def test_avx512_bf16_without_amx_trains_in_bf16_on_amd_only(monkeypatch):
     assert training.cpu_supports_bf16.__wrapped__()
     assert not training.cpu_prefers_bf16.__wrapped__()
     monkeypatch.setattr(machine, "_cpuinfo", lambda: cpuinfo("AuthenticAMD", "avx2 avx512f"))
-    assert not training.cpu_prefers_bf16.__wrapped__()  # Zen 4 without bf16: emulated, slow
+    assert not training.cpu_prefers_bf16.__wrapped__()  # no native bf16: emulated, slow
     monkeypatch.setattr(machine, "_cpuinfo", lambda: AMD_CPUINFO)
     assert not training.cpu_prefers_bf16.__wrapped__()
 
