@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import time
@@ -183,3 +184,16 @@ def images_per_second(n_images: int, seconds: list[float]) -> float:
     """Throughput from per-epoch times, the first epoch (tracing, warm-up) left out."""
     steady = seconds[1:] or seconds
     return n_images / float(np.median(steady))
+
+
+def comma_separated_integers(text: str, *, example: str = "1,2,3") -> list[int]:
+    """An argparse type: at least one integer, separated by commas (``example`` shows how)."""
+    try:
+        numbers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, e.g. {example}; got {text!r}"
+        ) from None
+    if not numbers:
+        raise argparse.ArgumentTypeError(f"expected at least one integer, e.g. {example}")
+    return numbers

@@ -21,26 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import optuna
-from _common import ResultsTable, machine_header
+from _common import ResultsTable, comma_separated_integers, machine_header
 
 from sklcifar.datasets import default_source, load_cifar
 from sklcifar.search.report import clean_and_noisy_accuracy, refit_best
 from sklcifar.search.storage import open_storage
-
-
-def _trial_numbers(text: str) -> list[int]:
-    try:
-        numbers = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected trial numbers separated by commas, e.g. 0,13,23; got {text!r}"
-        ) from None
-    if not numbers:
-        raise argparse.ArgumentTypeError("expected at least one trial number")
-    return numbers
 
 
 def load_search(folder: Path, study_name: str | None = None) -> optuna.Study:
@@ -60,7 +49,12 @@ def load_search(folder: Path, study_name: str | None = None) -> optuna.Study:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("search", type=Path, help="the search's --output folder")
-    parser.add_argument("--trials", type=_trial_numbers, required=True, help="e.g. 0,13,23")
+    parser.add_argument(
+        "--trials",
+        type=partial(comma_separated_integers, example="0,13,23"),
+        required=True,
+        help="e.g. 0,13,23",
+    )
     parser.add_argument("--study-name", help="needed when study.db holds several studies")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--refit-minutes", type=float, default=12.0)

@@ -1,11 +1,17 @@
-"""Test-time augmentation: accuracy against prediction speed, one saved model, three modes.
+"""Prediction speed: test-time augmentation's views, the prediction batch and XLA, one saved model.
 
 Scores a fitted pipeline (``sklcifar train`` or ``sklcifar search`` wrote it) on the
 CIFAR test split with ``tta=False`` (one view), ``True`` (the image and its mirror image)
 and ``"multicrop"`` (those and two diagonal one-pixel shifts of both, airbench's six
-views), timing each prediction of the whole split after a warm-up::
+views), timing each prediction of the whole split::
 
     python benchmarks/tta_views.py --model runs/search/model.joblib --out benchmarks/out/tta
+
+``--batch-sizes 512,2048`` also varies the prediction batch (the classifier predicts in
+batches of ``max(batch_size, 512)``, so each value sets its ``batch_size``) and ``--xla``
+adds the same predictions compiled with XLA (``jit_compile=True``). Each figure is the
+median of ``--repeats`` timed predictions after a warm-up prediction of the same images,
+so that no timed call traces the prediction function anew for a new last-batch shape.
 
 Prints the machine and a markdown table (test accuracy, images/s, seconds); writes
 DIR/tta_views.csv with the machine's facts. Figures: benchmarks/RESULTS.md.
@@ -14,15 +20,28 @@ DIR/tta_views.csv with the machine's facts. Figures: benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
-from _common import DEFAULT_DATA, ResultsTable, machine_header
+from _common import DEFAULT_DATA, ResultsTable, comma_separated_integers, machine_header
 
 from sklcifar.datasets import load_cifar
 from sklcifar.persistence import load_model
 
 MODES = (False, True, "multicrop")
+#: The classifier's smallest prediction batch (``max(batch_size, 512)`` in sklcifar.base).
+SMALLEST_PREDICTION_BATCH = 512
+
+
+def batch_sizes(text: str) -> list[int]:
+    """Parse ``--batch-sizes``: comma-separated prediction batches of at least 512."""
+    sizes = comma_separated_integers(text, example="512,2048")
+    if min(sizes) < SMALLEST_PREDICTION_BATCH:
+        raise argparse.ArgumentTypeError(
+            f"prediction batches are at least {SMALLEST_PREDICTION_BATCH} images; got {text!r}"
+        )
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,29 +49,51 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, required=True, help="a saved pipeline")
     parser.add_argument("--data", default=DEFAULT_DATA, help="CIFAR archive (its test split)")
     parser.add_argument("--label-mode", default="coarse", help="CIFAR-100 label mode")
+    parser.add_argument(
+        "--batch-sizes", type=batch_sizes, default=None, help="e.g. 512,2048 (default: its own)"
+    )
+    parser.add_argument("--xla", action="store_true", help="also time jit_compile=True")
+    parser.add_argument("--repeats", type=int, default=3, help="timed predictions per row")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1; got {args.repeats}")
     print(machine_header(), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model)
     classifier = model.steps[-1][1]
+    sizes = args.batch_sizes or [classifier.get_params()["batch_size"]]  # None: its recipe's
     test = load_cifar(args.data, split="test", label_mode=args.label_mode)
     table = ResultsTable(
-        ["tta", "test_accuracy", "images_per_s", "seconds"], csv_path=args.out / "tta_views.csv"
+        ["tta", "compile", "batch", "test_accuracy", "images_per_s", "seconds"],
+        text_columns=2,
+        csv_path=args.out / "tta_views.csv",
     )
-    for mode in MODES:
-        classifier.set_params(tta=mode)
-        model.predict(test.images[:512])  # warm-up: builds the prediction function
-        start = time.perf_counter()
-        predicted = model.predict(test.images)
-        seconds = time.perf_counter() - start
-        row = {
-            "tta": str(mode),
-            "test_accuracy": round(float((predicted == test.target).mean()), 4),
-            "images_per_s": round(len(test.target) / seconds),
-            "seconds": round(seconds, 1),
-        }
-        table.add(row, [str(value) for value in row.values()])
+    for jit_compile in (False, True) if args.xla else (False,):
+        # The fitted Keras model's own switch; the prediction function is rebuilt with it.
+        classifier.model_.jit_compile = jit_compile
+        classifier.model_.predict_function = None
+        for mode in MODES:
+            for size in sizes:
+                classifier.set_params(tta=mode, batch_size=size)
+                predicted = model.predict(test.images)  # warm-up: traces every batch shape
+                seconds = []
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    predicted = model.predict(test.images)
+                    seconds.append(time.perf_counter() - start)
+                median = statistics.median(seconds)
+                row = {
+                    "tta": str(mode),
+                    "compile": "xla" if jit_compile else "graph",
+                    "batch": max(
+                        size or type(classifier).recipe["batch_size"], SMALLEST_PREDICTION_BATCH
+                    ),
+                    "test_accuracy": round(float((predicted == test.target).mean()), 4),
+                    "images_per_s": round(len(test.target) / median),
+                    "seconds": round(median, 2),
+                }
+                table.add(row, [str(value) for value in row.values()])
 
 
 if __name__ == "__main__":

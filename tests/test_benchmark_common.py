@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,41 @@ def test_tta_views_scores_a_saved_model_in_each_mode(
     assert all(0 <= float(row["test_accuracy"]) <= 1 for row in rows) and rows[0]["cpu"]
     assert all(float(row["images_per_s"]) > 0 for row in rows)
     assert "| multicrop |" in capsys.readouterr().out
+    assert {row["compile"] for row in rows} == {"graph"} and {row["batch"] for row in rows} == {
+        "512"  # the recipe's batch of 8, raised to the smallest prediction batch
+    }
+    # Prediction batches and XLA: every mode at every batch, compiled both ways.
+    module.main(
+        ["--model", str(tmp_path / "model.joblib"), "--data", str(archive), "--repeats", "1"]
+        + ["--batch-sizes", "512,1024", "--xla", "--out", str(tmp_path / "out")]
+    )
+    rows = list(csv.DictReader((tmp_path / "out" / "tta_views.csv").open()))
+    assert [(row["compile"], row["tta"], row["batch"]) for row in rows[:2]] == [
+        ("graph", "False", "512"),
+        ("graph", "False", "1024"),
+    ]
+    assert len(rows) == 12 and rows[-1]["compile"] == "xla"
+    assert all(float(row["images_per_s"]) > 0 for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("512,2048", [512, 2048]), ("4096", [4096]), ("512, 1024,", [512, 1024])]
+)
+def test_tta_views_reads_prediction_batches(load_benchmark, text, expected):
+    assert load_benchmark("tta_views").batch_sizes(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("256,512", "prediction batches are at least 512 images; got '256,512'"),
+        ("512,big", "expected integers separated by commas, e.g. 512,2048; got '512,big'"),
+        (",", "expected at least one integer, e.g. 512,2048"),
+    ],
+)
+def test_tta_views_refuses_prediction_batches_it_cannot_run(load_benchmark, text, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+        load_benchmark("tta_views").batch_sizes(text)
 
 
 @pytest.fixture
