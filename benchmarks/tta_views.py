@@ -26,12 +26,11 @@ from pathlib import Path
 
 from _common import DEFAULT_DATA, ResultsTable, comma_separated_integers, machine_header
 
+from sklcifar.base import SMALLEST_PREDICTION_BATCH
 from sklcifar.datasets import load_cifar
 from sklcifar.persistence import load_model
 
 MODES = (False, True, "multicrop")
-#: The classifier's smallest prediction batch (``max(batch_size, 512)`` in sklcifar.base).
-SMALLEST_PREDICTION_BATCH = 512
 
 
 def batch_sizes(text: str) -> list[int]:

@@ -61,7 +61,11 @@ from .transformers import (
 )
 from .validation import check_images, check_same_scale, input_scale
 
-__all__ = ["AUGMENTATIONS", "ImageClassifier"]
+__all__ = ["AUGMENTATIONS", "SMALLEST_PREDICTION_BATCH", "ImageClassifier"]
+
+#: The smallest batch the classifiers predict in: ``max(batch_size, SMALLEST_PREDICTION_BATCH)``
+#: (prediction keeps no activations for gradients, so it affords larger batches than training).
+SMALLEST_PREDICTION_BATCH = 512
 
 #: Shorthand names accepted in ``augment``; each maps to a transformer with its defaults.
 AUGMENTATIONS = {
@@ -697,7 +701,7 @@ class ImageClassifier(KerasClassifier):
         self._check_fitted()
         X, _ = self._validate_data(X=X)
         X = self.feature_encoder_.transform(X)
-        batch_size = max(self._setting("batch_size"), 512)
+        batch_size = max(self._setting("batch_size"), SMALLEST_PREDICTION_BATCH)
         tta = self._setting("tta")
         if tta not in (True, False, "multicrop"):
             raise ValueError(f"tta must be True, False, 'multicrop' or None; got {tta!r}.")
