@@ -148,6 +148,9 @@ def run_budgeted(
             "elapsed_s": round(elapsed, 2),
             **test_accuracies(classifier, X_test, y_test),
             "val_accuracy": classifier.history_.get("val_accuracy", [None])[-1],
+            # The width that ran, and with width="auto" the epochs estimated for each timed.
+            "width": classifier.width_,
+            "width_epochs": " ".join(f"{w}:{e:.1f}" for w, e in classifier.width_epochs_.items()),
         }
     )
     print(rows[-1], flush=True)
@@ -165,8 +168,9 @@ def summarise(rows: list[dict]) -> list[str]:
         for r, b in best.items()
     ]
     lines += [
-        f"{row['recipe']} with time_budget={row['budget_s']:.0f} s: {row['epoch']} epochs in "
-        f"{row['elapsed_s']:.0f} s, test accuracy {row['test_accuracy']:.4f}"
+        f"{row['recipe']} with time_budget={row['budget_s']:.0f} s: width {row['width']}, "
+        f"{row['epoch']} epochs in {row['elapsed_s']:.0f} s, test accuracy "
+        f"{row['test_accuracy']:.4f}"
         for row in rows
         if row["scored"] == "end of a time-budgeted fit"
     ]

@@ -438,9 +438,10 @@ class ImageClassifier(KerasClassifier):
         n_val = math.ceil(fraction * len(y))
         smallest = counts.argmin()
         if counts[smallest] < 2 or n_val < len(classes) or len(y) - n_val < len(classes):
+            label = classes[smallest].item()  # 0, not np.int64(0)
             raise ValueError(
                 f"validation_fraction={fraction} is too large or too small for the smallest "
-                f"class ({classes[smallest]!r} has {counts[smallest]} images in {len(y)}): the "
+                f"class ({label!r} has {counts[smallest]} images in {len(y)}): the "
                 "stratified split needs every class in both parts (at least 2 images per "
                 f"class and {len(classes)} images on each side). Use more images, another "
                 "validation_fraction, or validation_fraction=0."
@@ -522,6 +523,9 @@ class ImageClassifier(KerasClassifier):
             sample_weight = sample_weight[train]
         self.dtype_policy_ = training.dtype_policy_name(self.precision)
         self.n_train_ = len(train)
+        # Before the seed is set: timing candidate networks leaves the fit's draws alone.
+        probe = train[: time_budget.probe_images(self._setting("batch_size"))]
+        self._choose_architecture(X[probe], y[probe])
         # Keras seeds Python's, numpy's and TensorFlow's global generators together.
         keras.utils.set_random_seed(seed)
         try:
@@ -545,19 +549,26 @@ class ImageClassifier(KerasClassifier):
 
     def _keras_build_fn(self, meta: dict) -> keras.Model:
         """scikeras hook: build and compile the network for the data seen in ``fit``."""
-        epochs = self._setting("epochs")
-        X_train = self._stats_images
         if self.init is not None:  # fine-tuning: a copy of the fitted model's network
             model = finetuning.initial_network(self)
         else:
-            with training.dtype_policy(self.dtype_policy_):
-                model = self._build_network(
-                    tuple(meta["X_shape_"][1:]),
-                    meta["n_classes_"],
-                    input_mean=X_train.mean(axis=(0, 1, 2)),
-                    input_std=X_train.std(axis=(0, 1, 2)) + 1e-3,
-                )
-            model = graph_augmentation.with_graph_augmentation(self, model)
+            model = self._new_network(tuple(meta["X_shape_"][1:]), meta["n_classes_"])
+        return self._compiled(model, meta["X_shape_"][0], self._loss())
+
+    def _new_network(self, input_shape: tuple, n_classes: int) -> keras.Model:
+        """A new network for images like ``self._stats_images``, augmentation layers included."""
+        X_train = self._stats_images
+        with training.dtype_policy(self.dtype_policy_):
+            model = self._build_network(
+                input_shape,
+                n_classes,
+                input_mean=X_train.mean(axis=(0, 1, 2)),
+                input_std=X_train.std(axis=(0, 1, 2)) + 1e-3,
+            )
+        return graph_augmentation.with_graph_augmentation(self, model)
+
+    def _compiled(self, model: keras.Model, n_train: int, loss: keras.losses.Loss) -> keras.Model:
+        """``model`` compiled with the recipe's optimiser for ``n_train`` images per epoch."""
         model.compile(
             optimizer=training.make_optimizer(
                 self._setting("optimizer"),
@@ -566,11 +577,11 @@ class ImageClassifier(KerasClassifier):
                 weight_decay=self._setting("weight_decay"),
                 schedule=time_budget.compiled_schedule(self),
                 warmup_epochs=self._setting("warmup_epochs"),
-                steps_per_epoch=math.ceil(meta["X_shape_"][0] / self._setting("batch_size")),
-                epochs=epochs,
+                steps_per_epoch=math.ceil(n_train / self._setting("batch_size")),
+                epochs=self._setting("epochs"),
                 ema_momentum=self.ema_momentum,
             ),
-            loss=self._loss(),
+            loss=loss,
             # A metric object, not the string "accuracy" (which Keras resolves to this
             # class): its variables exist before the training function is traced.
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
@@ -581,6 +592,44 @@ class ImageClassifier(KerasClassifier):
         # a 2-core CPU. Created here, the step is traced once.
         model.optimizer.build(model.trainable_variables)
         return model
+
+    def _choose_architecture(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Settle the architecture choices left to ``fit`` (FastNet's ``width="auto"``).
+
+        X, y: a few training images, as the network sees them, and their labels, on which
+        candidate networks may be timed (``_time_new_network``).
+        """
+
+    def _time_new_network(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Build the network ``fit`` would build now and time a few training steps on X, y.
+
+        Returns
+        -------
+        startup : float
+            Seconds to build and compile it and run its first step (graph tracing).
+        epoch : float
+            Estimated seconds of one epoch of ``n_train_`` images with its validation pass
+            (``time_budget.training_step_seconds``).
+        """
+        began = time.perf_counter()
+        classes, codes = np.unique(y, return_inverse=True)
+        self._stats_images = X
+        try:
+            model = self._new_network(X.shape[1:], len(classes))
+        finally:
+            del self._stats_images
+        # Timing only: the consistency loss's views are counted below, not built.
+        loss = training.SparseCrossentropy(self._setting("label_smoothing"))
+        model = self._compiled(model, self.n_train_, loss)
+        built = time.perf_counter() - began
+        batch_size = self._setting("batch_size")
+        first, step = time_budget.training_step_seconds(model, X, codes, batch_size=batch_size)
+        # A consistency fit's batch holds each image three times (clean, two RobustMix draws).
+        views = 1 if self.consistency is None else 3
+        n_validation = 0 if self._validation_rows is None else len(self._validation_rows[0])
+        steps_per_epoch = math.ceil(self.n_train_ / batch_size)
+        validation = time_budget.VALIDATION_COST * n_validation / self.n_train_
+        return built + first, steps_per_epoch * step * (views + validation)
 
     def _loss(self) -> keras.losses.Loss:
         if self.consistency is None:

@@ -349,8 +349,13 @@ def train_command(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     accuracy = pipeline.score(test.images, test.target)
     save_model(pipeline, args.out, overwrite=args.force)
+    fitted = final_classifier(pipeline)
+    # What a time budget decided: the epochs, and FastNet's width="auto".
+    ran = f"{fitted.epochs_} epoch{'' if fitted.epochs_ == 1 else 's'}"
+    if getattr(fitted, "width_", None) is not None:
+        ran += f", width {fitted.width_}"
     print(
-        f"trained {args.classifier} on {len(y)} images in {seconds:.0f} s; "
+        f"trained {args.classifier} ({ran}) on {len(y)} images in {seconds:.0f} s; "
         f"test accuracy {accuracy:.4f} on {len(test.target)} images; saved {args.out}"
     )
     return 0

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from . import architectures
+from . import architectures, time_budget
 from .base import AUGMENTATIONS as AUGMENTATIONS
 from .base import ImageClassifier
 from .versions import VersionMismatchWarning, library_versions
@@ -227,6 +227,10 @@ FAST_RECIPE: dict[str, Any] = {
 }
 
 
+#: The widths FastNet's ``width="auto"`` chooses from; the first without a time budget.
+AUTO_WIDTHS = (16, 32)
+
+
 class FastNetClassifier(ImageClassifier):
     """A ResNet-9 (``architectures.build_fastnet``) with the fast training recipe.
 
@@ -234,8 +238,12 @@ class FastNetClassifier(ImageClassifier):
 
     Parameters
     ----------
-    width : int, default=16
-        Filters of the first layer; later stages use 2x, 4x and 8x.
+    width : int or "auto", default="auto"
+        Filters of the first layer; later stages use 2x, 4x and 8x. "auto": 16, or with a
+        ``time_budget`` the widest of ``AUTO_WIDTHS`` that the budget gives
+        ``time_budget.WIDER_NETWORK_MIN_EPOCHS`` epochs on this machine, as timed in the
+        first seconds of ``fit`` (``time_budget.choose_width``): a wider network learns more
+        per epoch, a narrower one runs more epochs in the same minutes.
     kernel_order : {"constant", "increasing", "decreasing"} or sequence of int
         Kernel sizes of the three stages, as ``ConvNetClassifier``'s per block
         (``architectures.kernel_sizes``); the default, "constant", is 3x3 everywhere.
@@ -251,6 +259,14 @@ class FastNetClassifier(ImageClassifier):
     **kwargs
         Training parameters of ``ImageClassifier``; defaults in ``FAST_RECIPE``.
 
+    Attributes
+    ----------
+    width_ : int or None
+        The width of the network ``fit`` built (None when ``init`` supplied the network).
+    width_epochs_ : dict of int to float
+        With ``width="auto"`` and a ``time_budget``: the epochs the budget was estimated to
+        give each width timed; else empty.
+
     Examples
     --------
     >>> import numpy as np
@@ -261,6 +277,8 @@ class FastNetClassifier(ImageClassifier):
     >>> clf = FastNetClassifier(width=4, epochs=1, random_state=0).fit(X, y)
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
+    >>> FastNetClassifier(epochs=1, random_state=0).fit(X, y).width_  # no budget: 16
+    16
     >>> FastNetClassifier(kernel_order="increasing", dropout=0.2).get_params()["dropout"]
     0.2
     """
@@ -269,7 +287,7 @@ class FastNetClassifier(ImageClassifier):
     # Models saved before the stem was a parameter have the conv stem.
     values_before_added: ClassVar[dict[str, Any]] = {"stem": "conv"}
     _parameter_constraints: ClassVar[dict] = {
-        "width": [Interval(Integral, 1, None, closed="left")],
+        "width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "kernel_order": [StrOptions(set(architectures.KERNEL_ORDERS)), list, tuple],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "stem": [StrOptions(set(architectures.FASTNET_STEMS))],
@@ -277,7 +295,7 @@ class FastNetClassifier(ImageClassifier):
 
     def __init__(
         self,
-        width: int = 16,
+        width: int | str = "auto",
         *,
         kernel_order: str | Sequence[int] = "constant",
         dropout: float = 0.0,
@@ -293,6 +311,30 @@ class FastNetClassifier(ImageClassifier):
     def _check_architecture(self) -> None:
         architectures.kernel_sizes(self.kernel_order, architectures.RESIDUAL_STAGES, unit="stage")
 
+    def _choose_architecture(self, X, y) -> None:
+        self.width_epochs_ = {}
+        if self.width != "auto":
+            self.width_ = self.width
+        elif self.init is not None:
+            self.width_ = None  # the network is a copy of init's
+        elif self.warm_start and self.initialized_ and hasattr(self, "width_"):
+            pass  # the network fit continues keeps its width
+        elif self.time_budget is None:
+            self.width_ = AUTO_WIDTHS[0]  # the width the recipe's epochs were tuned for
+        else:
+
+            def time_width(width: int) -> tuple[float, float]:
+                self.width_ = width  # the width _build_network builds
+                return self._time_new_network(X, y)
+
+            self.width_, self.width_epochs_ = time_budget.choose_width(
+                AUTO_WIDTHS,
+                time_width,
+                self._fit_started + self.time_budget * (1 - time_budget.MARGIN),
+                min_epochs=time_budget.WIDER_NETWORK_MIN_EPOCHS,
+                max_epochs=self.epochs,
+            )
+
     def _build_network(self, input_shape, n_classes, *, input_mean, input_std) -> keras.Model:
         whitening = None
         if self.stem == "patch_whitening":
@@ -303,7 +345,7 @@ class FastNetClassifier(ImageClassifier):
         return architectures.build_fastnet(
             input_shape,
             n_classes,
-            width=self.width,
+            width=self.width_,
             kernel_order=self.kernel_order,
             dropout=self.dropout,
             whitening_kernel=whitening,
@@ -381,6 +423,7 @@ class ResNetClassifier(ImageClassifier):
 
 
 __all__ = [
+    "AUTO_WIDTHS",
     "ConvNetClassifier",
     "FastNetClassifier",
     "ResNetClassifier",

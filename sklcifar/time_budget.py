@@ -20,6 +20,12 @@ mid-schedule at a high learning rate. With
 
 ``TimeBudget`` is the Keras callback doing this; ``LearningRatePlan`` is its piecewise-linear
 schedule, with the plan changeable while training runs.
+
+The budget also decides how wide a network pays (``choose_width``, FastNet's
+``width="auto"``): a wider network learns more per epoch but runs fewer epochs, and which
+wins depends on the epochs the CPU gives it in the user's minutes. Before building its
+network the estimator times a few steps of each candidate width and takes the widest that
+the budget gives ``WIDER_NETWORK_MIN_EPOCHS`` epochs.
 """
 
 from __future__ import annotations
@@ -27,17 +33,23 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
+
+from . import allocator
 
 __all__ = [
     "LearningRatePlan",
     "TimeBudget",
     "TimeBudgetWarning",
     "callbacks_for",
+    "choose_width",
     "compiled_schedule",
     "fit_epochs",
+    "probe_images",
+    "training_step_seconds",
 ]
 
 # Steps timed before the first plan; the first step (graph tracing) is not counted.
@@ -67,6 +79,13 @@ REPLAN_TOLERANCE = 1
 UNBOUNDED_EPOCHS = 100_000
 # The warm-up starts at this share of the peak learning rate (as training.WarmupLinearDecay).
 WARMUP_START = 0.1
+# choose_width takes the widest width that the budget gives at least this many epochs.
+# Measured (benchmarks/RESULTS.md, the fast recipe on gray CIFAR-10): width 32 beat width
+# 16 with 14 epochs (Zen 4 EPYC, 15 minutes: 90.4% against 89.2% for width 16's 38
+# epochs), with 15 (Intel Xeon without AMX, 40 minutes) and, by one standard error only,
+# with 10 (Zen 4, 11 minutes: 89.5% against 89.1%); a width-32 search trial with 10 epochs
+# lost (AVX2 EPYC, 40 minutes: 88.2% against 89.2%).
+WIDER_NETWORK_MIN_EPOCHS = 12
 
 
 class TimeBudgetWarning(UserWarning):
@@ -394,3 +413,94 @@ def callbacks_for(estimator, n_train: int, validation) -> list[TimeBudget]:
             warmup_share=setting("warmup_epochs") / recipe_epochs,
         )
     ]
+
+
+# ------------------------------------------------------------ the width a budget pays for
+def probe_images(batch_size: int) -> int:
+    """Training images ``training_step_seconds`` is given (later steps reuse them)."""
+    return (PROBE_STEPS + 1) * batch_size
+
+
+def training_step_seconds(
+    model: keras.Model, X: np.ndarray, y: np.ndarray, *, batch_size: int, steps: int = PROBE_STEPS
+) -> tuple[float, float]:
+    """Seconds of ``model``'s first training step (which traces the graph) and the median of
+    the ``steps`` after it, on batches of X and y (reused from the start if too few).
+
+    Six steps came within 10% of the training step in 8 fits of 8 on a 2-core AVX2 EPYC, no
+    worse than a window of at least 2 s (``benchmarks/width_probe.py``, RESULTS.md).
+    """
+    seconds: list[float] = []
+    # As while training (allocator.HeldMemory): without it, a probe after the process's
+    # first fit ran with every step's memory mapped afresh, and its steps took 1.2 to 1.5
+    # times as long as the training steps (AVX2 EPYC; twice in a 15-minute fit on a Zen 4).
+    allocator.hold()
+    try:
+        for step in range(steps + 1):
+            rows = np.arange(step * batch_size, (step + 1) * batch_size) % len(X)
+            began = time.perf_counter()
+            model.train_on_batch(X[rows], y[rows])
+            seconds.append(time.perf_counter() - began)
+    finally:
+        allocator.release()
+    return seconds[0], float(np.median(seconds[1:]))
+
+
+def choose_width(
+    widths: Sequence[int],
+    time_width: Callable[[int], tuple[float, float]],
+    deadline: float,
+    *,
+    min_epochs: float = WIDER_NETWORK_MIN_EPOCHS,
+    max_epochs: int | None = None,
+) -> tuple[int, dict[int, float]]:
+    """The widest of ``widths`` whose estimated epochs before ``deadline`` reach
+    ``min_epochs``, else the narrowest.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Candidate widths.
+    time_width : callable
+        ``time_width(width)`` builds that network and times it: ``(startup, epoch)``, the
+        seconds from building it to its first step done and the seconds of one epoch. It is
+        called for the narrowest width, then for wider ones only while they could still
+        reach ``min_epochs``: twice the width does four times the arithmetic (measured 2.7
+        to 3 times the time per epoch), so at least twice the time is assumed without
+        timing it.
+    deadline : float
+        ``time.perf_counter()`` value by which training must end.
+    min_epochs : float
+    max_epochs : int or None
+        The user's cap on the epochs, if any.
+
+    Returns
+    -------
+    width : int
+    epochs : dict of int to float
+        Epochs estimated for each width timed, capped at ``max_epochs``.
+
+    Examples
+    --------
+    >>> import time
+    >>> epoch_seconds = {16: 10.0, 32: 30.0}
+    >>> in_15_minutes = time.perf_counter() + 900
+    >>> choose_width([16, 32], lambda w: (0.0, epoch_seconds[w]), in_15_minutes)[0]
+    32
+    >>> choose_width([16, 32], lambda w: (0.0, epoch_seconds[w]), in_15_minutes - 600)[0]
+    16
+    """
+    widths = sorted(widths)
+    epochs: dict[int, float] = {}
+    chosen = widths[0]
+    for width in widths:
+        if epochs and epochs[widths[0]] * widths[0] / width < min_epochs:
+            break  # cannot reach min_epochs even at the assumed least cost: not timed
+        startup, epoch = time_width(width)
+        estimate = max(deadline - time.perf_counter() - startup, 0.0) / epoch
+        epochs[width] = float(min(estimate, max_epochs)) if max_epochs else estimate
+        if width != widths[0]:
+            if epochs[width] < min_epochs:
+                break  # a wider one would get fewer still
+            chosen = width
+    return chosen, epochs

@@ -136,6 +136,7 @@ CASES = {
     "fastnet-small": lambda f, t, c, m, a: FastNetClassifier(width=2, epochs=1).fit(
         X[:, :4, :4], Y
     ),
+    "fastnet-width": lambda f, t, c, m, a: FastNetClassifier(width="wide").fit(X, Y),
     "unknown-keyword": lambda f, t, c, m, a: ConvNetClassifier(depht=3),
     "diverged": lambda f, t, c, m, a: clf(l2=1e38, l2_placement="all", precision="float32").fit(
         X, Y

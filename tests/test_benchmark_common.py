@@ -206,3 +206,20 @@ def test_conv_gradients_times_each_same_convolution_both_ways(tmp_path, capsys, 
     assert all(float(row["keras_ms"]) > 0 and float(row["forward_ms"]) > 0 for row in rows)
     assert rows[0]["cpu"]
     assert "| all of them |" in capsys.readouterr().out
+
+
+def test_width_probe_compares_the_probes_step_with_the_fits_own(
+    small_cifar10, tmp_path, capsys, load_benchmark
+):
+    out = tmp_path / "probe"
+    load_benchmark("width_probe").main(
+        ["--data", str(small_cifar10), "--subset", "200", "--budget", "5", "--fits", "1"]
+        + ["--memory", "tensorflow", "--out", str(out)]
+    )
+    (row,) = csv.DictReader((out / "width_probe.csv").open())
+    assert row["memory"] == "tensorflow"
+    assert float(row["probe_step_s"]) > 0 and float(row["training_step_s"]) > 0
+    ratio = float(row["probe_step_s"]) / float(row["training_step_s"])
+    assert float(row["ratio"]) == pytest.approx(ratio, rel=0.01)
+    assert int(row["epochs_run"]) >= 1 and float(row["epochs_estimated"]) >= 0
+    assert "| fit | probe step ms |" in capsys.readouterr().out

@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklcifar import ConvNetClassifier
 from sklcifar.cli import main
 from sklcifar.datasets import load_cifar, stratified_subset
-from sklcifar.persistence import ModelFileError, load_model, save_model
+from sklcifar.persistence import ModelFileError, final_classifier, load_model, save_model
 from sklcifar.perturbations import corrupt, pixel_noise
 from sklcifar.pipelines import make_pipeline
 from sklcifar.robustness import evaluate_robustness
@@ -76,7 +76,7 @@ def test_train_saves_a_fitted_pipeline(capsys, archive, tmp_path):
     assert len(classifier.history_["val_loss"]) == 1
     X_test, y_test = load_cifar(archive, split="test", return_X_y=True)
     accuracy = model.score(X_test, y_test)
-    assert "trained convnet on 40 images in " in out
+    assert "trained convnet (1 epoch) on 40 images in " in out
     assert f"test accuracy {accuracy:.4f} on 100 images; saved {tmp_path / 'tiny.joblib'}" in out
 
 
@@ -381,3 +381,18 @@ def test_train_minutes_is_the_classifiers_time_budget():
     assert params["time_budget"] == 150.0 and params["epochs"] == 9
     args = build_parser().parse_args(["train", "--data", "x"])
     assert "time_budget" not in _classifier_params(args)
+
+
+def test_train_minutes_reports_the_epochs_and_width_the_budget_chose(capsys, archive, tmp_path):
+    code, out, err = run(
+        capsys,
+        "train --data {archive} --subset 40 --minutes 1 --epochs 1 --validation-fraction 0.25 "
+        "--random-state 0 --out {model}",
+        archive=archive,
+        model=tmp_path / "budget.joblib",
+    )
+    assert code == 0, err
+    # FastNet's width="auto" timed width 16; the cap of one epoch leaves 32 no chance.
+    assert "trained fastnet (1 epoch, width 16) on 40 images in " in out
+    classifier = final_classifier(load_model(tmp_path / "budget.joblib"))
+    assert classifier.get_params()["width"] == "auto" and list(classifier.width_epochs_) == [16]

@@ -53,7 +53,7 @@ def test_train_init_fine_tunes_a_saved_model(capsys, archive, tmp_path):
         out=tmp_path / "tuned.joblib",
     )
     assert code == 0, err
-    assert "trained convnet on 40 images" in out
+    assert "trained convnet (1 epoch) on 40 images" in out
     tuned = final_classifier(load_model(tmp_path / "tuned.joblib"))
     saved = final_classifier(load_model(base))
     assert tuned.init == str(base)

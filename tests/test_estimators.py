@@ -392,7 +392,10 @@ def fitted():
         (lambda: tiny(dropout_placement="all", conv_dropout=-0.1).fit(*blobs()), r"\[0, 1\)"),
         (lambda: tiny(dense_dropout=1.0).fit(*blobs()), r"dense_dropout must be in \[0, 1\)"),
         (lambda: tiny(l2=-1e-3).fit(*blobs()), "l2 must be >= 0"),
-        (lambda: tiny(validation_fraction=0.5).fit(*blobs(n_per_class=1)), "smallest class"),
+        (
+            lambda: tiny(validation_fraction=0.5).fit(*blobs(n_per_class=1)),
+            r"smallest class \(0 has 1 images in 2\)",
+        ),
         (lambda: tiny(validation_fraction=0.99).fit(*blobs()), "validation_fraction"),
         (lambda: tiny().predict(blobs()[0]), "not fitted"),
         (lambda: tiny(augment=["spin"]).fit(*blobs()), "augment names"),

@@ -173,7 +173,7 @@ def test_default_trial_is_the_default_classifier_in_the_space():
     start = default_trial(["convnet", "fastnet"])
     assert start == {
         "classifier": "fastnet",
-        "width": 16,
+        "fastnet_width": "auto",
         "kernel_order": "constant",
         "dropout": 0.0,
         "fast_learning_rate": 0.2,
@@ -182,7 +182,8 @@ def test_default_trial_is_the_default_classifier_in_the_space():
     }
     assert "classifier" not in default_trial(["fastnet"])
     # A fixed parameter is not searched, so the default trial leaves it out.
-    assert "width" not in default_trial(["fastnet"], fixed={"width": 8})
+    searched = default_trial(["fastnet"], fixed={"width": 8})
+    assert "width" not in searched and "fastnet_width" not in searched
 
 
 def test_no_default_trial_outside_the_space():

@@ -236,3 +236,146 @@ def test_plan_a_step_or_two_short_of_the_budget_is_lengthened(monkeypatch):
     budget, record, _ = fit_on_clock(clock, 1.0, steps_per_epoch=200, epochs=1, step_cost=cost)
     assert budget.plans[0][1] < budget.planned_steps == len(record.rates)
     assert 1.0 - time_budget.MARGIN - 0.0104 <= clock.now <= 1.0
+
+
+# ------------------------------------------------------------- the width a budget pays for
+def timed(epoch_seconds: dict[int, float], calls: list[int]):
+    """A ``time_width`` for ``choose_width`` with set epoch times, recording its calls."""
+
+    def time_width(width):
+        calls.append(width)
+        return 0.0, epoch_seconds[width]
+
+    return time_width
+
+
+@pytest.mark.parametrize(
+    "seconds, max_epochs, chosen, timed_widths",
+    [
+        (900, None, 32, [16, 32]),  # 32 gets 15 epochs
+        (600, None, 16, [16, 32]),  # 32 would get 10, under 12
+        (300, None, 16, [16]),  # 16 gets 15: 32 cannot reach 12 at twice 16's time
+        (900, 10, 16, [16]),  # the user's cap of 10 epochs: 32 cannot reach 12, not timed
+    ],
+)
+def test_choose_width_takes_the_widest_the_budget_gives_enough_epochs(
+    seconds, max_epochs, chosen, timed_widths
+):
+    calls = []
+    time_width = timed({16: 20.0, 32: 60.0}, calls)
+    width, epochs = time_budget.choose_width(
+        [32, 16], time_width, time.perf_counter() + seconds, min_epochs=12, max_epochs=max_epochs
+    )
+    assert width == chosen and calls == timed_widths
+    assert list(epochs) == timed_widths
+    cap = max_epochs or np.inf
+    assert epochs[16] == pytest.approx(min(seconds / 20, cap), rel=0.01)
+
+
+class SleepyModel:
+    """``train_on_batch`` that sleeps and records its labels and whether memory was held."""
+
+    def __init__(self, seconds: float, allocator_calls: list[str]):
+        self.seconds, self.allocator_calls = seconds, allocator_calls
+        self.labels: list[list[int]] = []
+        self.held: list[bool] = []
+
+    def train_on_batch(self, X, y):
+        self.labels.append(list(y))
+        self.held.append(self.allocator_calls[-1:] == ["hold"])
+        time.sleep(self.seconds)
+
+
+def test_training_step_seconds_times_its_steps_with_memory_held(monkeypatch):
+    calls = []
+    monkeypatch.setattr(time_budget.allocator, "hold", lambda: calls.append("hold"))
+    monkeypatch.setattr(time_budget.allocator, "release", lambda: calls.append("release"))
+    model = SleepyModel(0.01, calls)
+    X, y = np.zeros((5, 4, 4, 1)), np.arange(5)
+    first, step = time_budget.training_step_seconds(model, X, y, batch_size=2, steps=3)
+    # The first step (tracing), then 3 timed ones.
+    assert len(model.labels) == 4 and step >= 0.01 and first >= 0.01
+    # Batches go through the images in order, from the start again when they run out.
+    assert model.labels == [[0, 1], [2, 3], [4, 0], [1, 2]]
+    assert all(model.held) and calls == ["hold", "release"]
+
+
+def test_choose_width_stops_timing_at_the_first_width_short_of_its_epochs():
+    calls = []
+    time_width = timed({8: 10.0, 16: 60.0, 32: 100.0}, calls)
+    # 8 gets 60 epochs in 600 s, 16 only 10: 32, slower still, is not timed.
+    width, _ = time_budget.choose_width(
+        [8, 16, 32], time_width, time.perf_counter() + 600, min_epochs=12
+    )
+    assert width == 8 and calls == [8, 16]
+
+
+def test_choose_width_leaves_the_startup_of_the_network_out_of_its_epochs():
+    # 600 s: 32 would get 12 epochs of 50 s, but its building and first step take 60.
+    width, epochs = time_budget.choose_width(
+        [16, 32],
+        lambda width: (60.0, {16: 10.0, 32: 50.0}[width]),
+        time.perf_counter() + 600,
+        min_epochs=12,
+    )
+    assert width == 16 and epochs[32] == pytest.approx(10.8, rel=0.01)
+
+
+@pytest.fixture(scope="module")
+def real_gray_images(cifar10_train):
+    from sklcifar.datasets import stratified_subset
+    from sklcifar.transformers import Grayscale
+
+    X, y = stratified_subset(cifar10_train.images, cifar10_train.target, 320, random_state=0)
+    return Grayscale().transform(X), y
+
+
+def network_width(clf) -> int:
+    """The width the network was built with: its last stage has 8x its filters."""
+    return max(getattr(layer, "filters", 0) for layer in clf.model_.layers) // 8
+
+
+def test_auto_width_without_a_budget_is_16(real_gray_images):
+    X, y = real_gray_images
+    clf = FastNetClassifier(epochs=1, batch_size=64, random_state=0).fit(X, y)
+    assert clf.get_params()["width"] == "auto"
+    assert clf.width_ == 16 and clf.width_epochs_ == {}
+    assert network_width(clf) == 16
+
+
+@pytest.mark.parametrize("min_epochs, chosen", [(1e-3, 8), (1e9, 4)])
+def test_auto_width_with_a_budget_times_the_widths_and_builds_the_chosen_one(
+    real_gray_images, monkeypatch, min_epochs, chosen
+):
+    from sklcifar import estimators
+
+    X, y = real_gray_images
+    monkeypatch.setattr(estimators, "AUTO_WIDTHS", (4, 8))
+    monkeypatch.setattr(time_budget, "WIDER_NETWORK_MIN_EPOCHS", min_epochs)
+    clf = FastNetClassifier(epochs=1, batch_size=32, time_budget=60, random_state=0).fit(X, y)
+    assert clf.width_ == chosen and network_width(clf) == chosen
+    # Width 8 is timed only when width 4's epochs leave it a chance.
+    assert sorted(clf.width_epochs_) == ([4, 8] if chosen == 8 else [4])
+    assert all(epochs > 0 for epochs in clf.width_epochs_.values())
+
+
+def test_timing_the_widths_leaves_the_fit_as_with_the_chosen_width_given(
+    real_gray_images, monkeypatch
+):
+    from sklcifar import estimators
+
+    X, y = real_gray_images
+    monkeypatch.setattr(estimators, "AUTO_WIDTHS", (4, 8))
+    monkeypatch.setattr(time_budget, "WIDER_NETWORK_MIN_EPOCHS", 1e-3)
+    # A generous budget and a cap of one epoch: both fits run the same planned steps.
+    params = {"epochs": 1, "batch_size": 32, "time_budget": 600, "random_state": 0}
+    auto = FastNetClassifier(**params).fit(X, y)
+    given = FastNetClassifier(width=8, **params).fit(X, y)
+    assert auto.width_ == given.width_ == 8
+    np.testing.assert_allclose(auto.predict_proba(X[:20]), given.predict_proba(X[:20]))
+
+
+@pytest.mark.parametrize("width", ["wide", 0, 2.5])
+def test_width_other_than_a_positive_int_or_auto_is_refused(width):
+    with pytest.raises(ValueError, match="width"):
+        FastNetClassifier(width=width).fit(np.zeros((4, 8, 8), np.uint8), [0, 1, 0, 1])

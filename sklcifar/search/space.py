@@ -135,6 +135,10 @@ _FAST_TRAINING = {
     "weight_decay": {"float": [1e-5, 1e-3], "log": True},
 }
 _WIDTH = {"width": {"choices": [8, 16, 32]}}
+# FastNet's default, "auto", is 16 in trials (trained for epochs) and chosen by the budget
+# in a refit for minutes (FastNetClassifier): in the space, the default trial can be run.
+# Its own name, since one study has one distribution per name and ResNet has no "auto".
+_FASTNET_WIDTH = {"fastnet_width": {"choices": ["auto", 8, 16, 32], "sets": "width"}}
 # The residual families answer the seed's questions where they have them, under the same
 # names as the convnet family: depth (ResNet), kernel order (per stage), dropout (one
 # rate, before the head); their L2 is the fast recipe's decoupled weight_decay.
@@ -158,7 +162,7 @@ BUILTIN_SPACE: dict[str, dict[str, dict[str, Any]]] = {
         **{name: {**spec, "when": {"training": ["fast"]}} for name, spec in _FAST_TRAINING.items()},
         NOISE_FRACTION: {"float": [0.0, 0.06]},
     },
-    "fastnet": {**_WIDTH, **_RESIDUAL_DESIGN, **_FAST_TRAINING},
+    "fastnet": {**_FASTNET_WIDTH, **_RESIDUAL_DESIGN, **_FAST_TRAINING},
     "resnet": {
         "depth": {"int": [8, 20], "step": 6},
         **_WIDTH,
