@@ -22,12 +22,13 @@ Subclasses choose the network (``_build_network``) and their recipe defaults (``
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -613,11 +614,8 @@ class ImageClassifier(KerasClassifier):
         """
         began = time.perf_counter()
         classes, codes = np.unique(y, return_inverse=True)
-        self._stats_images = X
-        try:
+        with self._statistics_from(X):
             model = self._new_network(X.shape[1:], len(classes))
-        finally:
-            del self._stats_images
         # Timing only: the consistency loss's views are counted below, not built.
         loss = training.SparseCrossentropy(self._setting("label_smoothing"))
         model = self._compiled(model, self.n_train_, loss)
@@ -640,9 +638,17 @@ class ImageClassifier(KerasClassifier):
 
     def _initialize(self, X, y=None):
         # The standardisation layer needs the training images' statistics at build time.
-        X = self._stats_images = self._check_images(X, reset=True)
-        try:
+        X = self._check_images(X, reset=True)
+        with self._statistics_from(X):
             return super()._initialize(X, y)
+
+    @contextlib.contextmanager
+    def _statistics_from(self, X: np.ndarray) -> Iterator[None]:
+        """While building a network: the images ``_new_network`` takes its input statistics
+        from (and FastNet its whitening filters), as ``self._stats_images``."""
+        self._stats_images = X
+        try:
+            yield
         finally:
             del self._stats_images
 

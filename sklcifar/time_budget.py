@@ -432,7 +432,7 @@ def training_step_seconds(
     """
     seconds: list[float] = []
     # As while training (allocator.HeldMemory): without it, a probe after the process's
-    # first fit ran with every step's memory mapped afresh, and its steps took 1.2 to 1.5
+    # first fit ran with every step's memory mapped afresh, and its steps took 1.2 to 1.3
     # times as long as the training steps (AVX2 EPYC; twice in a 15-minute fit on a Zen 4).
     allocator.hold()
     try:
