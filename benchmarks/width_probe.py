@@ -19,6 +19,7 @@ benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from pathlib import Path
@@ -87,42 +88,44 @@ def main(argv: list[str] | None = None) -> None:
         ["fit", "probe step ms", "training step ms", "ratio", "probe s", "epochs est", "run"],
         csv_path=args.out / "width_probe.csv",
     )
-    for patch in patches:
-        patch.start()
-    for fit in range(args.fits):
-        steps = StepTimer()
-        classifier = FastNetClassifier(
-            time_budget=args.budget, random_state=fit, verbose=0, callbacks=[steps]
-        ).fit(X, y)
-        if len(steps.seconds) < 2:
-            parser.error(
-                f"fit {fit + 1} ran {len(steps.seconds)} training step(s); the first traces "
-                "the graph, so at least 2 are needed: give more --subset or --budget"
+    # Undone on return: the tests call main in their own process.
+    with contextlib.ExitStack() as undo:
+        for patch in patches:
+            undo.enter_context(patch)
+        for fit in range(args.fits):
+            steps = StepTimer()
+            classifier = FastNetClassifier(
+                time_budget=args.budget, random_state=fit, verbose=0, callbacks=[steps]
+            ).fit(X, y)
+            if len(steps.seconds) < 2:
+                parser.error(
+                    f"fit {fit + 1} ran {len(steps.seconds)} training step(s); the first traces "
+                    "the graph, so at least 2 are needed: give more --subset or --budget"
+                )
+            _, probe_step, probe_seconds = probes[-1]
+            training_step = statistics.median(steps.seconds[1:])  # the first traces the graph
+            row = {
+                "fit": fit + 1,
+                "memory": args.memory,
+                "probe_step_s": round(probe_step, 4),
+                "training_step_s": round(training_step, 4),
+                "ratio": round(probe_step / training_step, 3),
+                "probe_s": round(probe_seconds, 2),
+                "epochs_estimated": round(classifier.width_epochs_[16], 2),
+                "epochs_run": classifier.epochs_,
+            }
+            table.add(
+                row,
+                [
+                    str(fit + 1),
+                    f"{probe_step * 1000:.0f}",
+                    f"{training_step * 1000:.0f}",
+                    f"{row['ratio']:.2f}",
+                    f"{probe_seconds:.1f}",
+                    f"{row['epochs_estimated']:.2f}",
+                    str(classifier.epochs_),
+                ],
             )
-        _, probe_step, probe_seconds = probes[-1]
-        training_step = statistics.median(steps.seconds[1:])  # the first traces the graph
-        row = {
-            "fit": fit + 1,
-            "memory": args.memory,
-            "probe_step_s": round(probe_step, 4),
-            "training_step_s": round(training_step, 4),
-            "ratio": round(probe_step / training_step, 3),
-            "probe_s": round(probe_seconds, 2),
-            "epochs_estimated": round(classifier.width_epochs_[16], 2),
-            "epochs_run": classifier.epochs_,
-        }
-        table.add(
-            row,
-            [
-                str(fit + 1),
-                f"{probe_step * 1000:.0f}",
-                f"{training_step * 1000:.0f}",
-                f"{row['ratio']:.2f}",
-                f"{probe_seconds:.1f}",
-                f"{row['epochs_estimated']:.2f}",
-                str(classifier.epochs_),
-            ],
-        )
 
 
 if __name__ == "__main__":

@@ -223,3 +223,8 @@ def test_width_probe_compares_the_probes_step_with_the_fits_own(
     assert float(row["ratio"]) == pytest.approx(ratio, rel=0.01)
     assert int(row["epochs_run"]) >= 1 and float(row["epochs_estimated"]) >= 0
     assert "| fit | probe step ms |" in capsys.readouterr().out
+    # Its patches are undone: the package is as before for the tests that follow.
+    from sklcifar import allocator, estimators, time_budget
+
+    assert estimators.AUTO_WIDTHS == (16, 32) and time_budget.allocator is allocator
+    assert time_budget.training_step_seconds.__module__ == "sklcifar.time_budget"
