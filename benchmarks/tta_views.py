@@ -1,4 +1,4 @@
-"""Prediction speed: test-time augmentation's views, the prediction batch and XLA, one saved model.
+"""Prediction speed: test-time augmentation's views, batch, XLA and folding, one saved model.
 
 Scores a fitted pipeline (``sklcifar train`` or ``sklcifar search`` wrote it) on the
 CIFAR test split with ``tta=False`` (one view), ``True`` (the image and its mirror image)
@@ -9,7 +9,9 @@ views), timing each prediction of the whole split::
 
 ``--batch-sizes 512,2048`` also varies the prediction batch (the classifier predicts in
 batches of ``max(batch_size, 512)``, so each value sets its ``batch_size``) and ``--xla``
-adds the same predictions compiled with XLA (``jit_compile=True``). Each figure is the
+adds the same predictions compiled with XLA (``jit_compile=True``). ``--unfolded`` adds
+them with the network as trained, as the classifiers predicted before they folded its
+BatchNorm into its convolutions (``sklcifar.inference``). Each figure is the
 median of ``--repeats`` timed predictions after a warm-up prediction of the same images,
 so that no timed call traces the prediction function anew for a new last-batch shape.
 
@@ -23,9 +25,11 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from unittest import mock
 
 from _common import DEFAULT_DATA, ResultsTable, comma_separated_integers, machine_header
 
+from sklcifar import inference
 from sklcifar.base import SMALLEST_PREDICTION_BATCH
 from sklcifar.datasets import load_cifar
 from sklcifar.persistence import load_model
@@ -52,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         "--batch-sizes", type=batch_sizes, default=None, help="e.g. 512,2048 (default: its own)"
     )
     parser.add_argument("--xla", action="store_true", help="also time jit_compile=True")
+    parser.add_argument(
+        "--unfolded", action="store_true", help="also time the network as trained, unfolded"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed predictions per row")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -64,35 +71,46 @@ def main(argv: list[str] | None = None) -> None:
     sizes = args.batch_sizes or [classifier.get_params()["batch_size"]]  # None: its recipe's
     test = load_cifar(args.data, split="test", label_mode=args.label_mode)
     table = ResultsTable(
-        ["tta", "compile", "batch", "test_accuracy", "images_per_s", "seconds"],
-        text_columns=2,
+        ["network", "tta", "compile", "batch", "test_accuracy", "images_per_s", "seconds"],
+        text_columns=3,
         csv_path=args.out / "tta_views.csv",
     )
+    networks = {"folded": inference.prediction_network, "as trained": lambda network: network}
     for jit_compile in (False, True) if args.xla else (False,):
-        # The fitted Keras model's own switch; the prediction function is rebuilt with it.
+        # The fitted Keras model's own switch, which its folded copy takes over.
         classifier.model_.jit_compile = jit_compile
         classifier.model_.predict_function = None
         for mode in MODES:
             for size in sizes:
                 classifier.set_params(tta=mode, batch_size=size)
-                predicted = model.predict(test.images)  # warm-up: traces every batch shape
-                seconds = []
-                for _ in range(args.repeats):
-                    start = time.perf_counter()
-                    predicted = model.predict(test.images)
-                    seconds.append(time.perf_counter() - start)
-                median = statistics.median(seconds)
-                row = {
-                    "tta": str(mode),
-                    "compile": "xla" if jit_compile else "graph",
-                    "batch": max(
-                        size or type(classifier).recipe["batch_size"], SMALLEST_PREDICTION_BATCH
-                    ),
-                    "test_accuracy": round(float((predicted == test.target).mean()), 4),
-                    "images_per_s": round(len(test.target) / median),
-                    "seconds": round(median, 2),
-                }
-                table.add(row, [str(value) for value in row.values()])
+                # Side by side, row after row, so that a drift of the machine hits both.
+                for name in ("folded", "as trained") if args.unfolded else ("folded",):
+                    with mock.patch.object(inference, "prediction_network", networks[name]):
+                        row = {"network": name, **time_predictions(model, test, args.repeats)}
+                    table.add(row, [str(value) for value in row.values()])
+
+
+def time_predictions(model, test, repeats: int) -> dict:
+    """The median of ``repeats`` timed predictions of the test split, after a warm-up one."""
+    classifier = model.steps[-1][1]
+    predicted = model.predict(test.images)  # warm-up: traces every batch shape
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predicted = model.predict(test.images)
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    return {
+        "tta": str(classifier.tta),
+        "compile": "xla" if classifier.model_.jit_compile else "graph",
+        "batch": max(
+            classifier.batch_size or type(classifier).recipe["batch_size"],
+            SMALLEST_PREDICTION_BATCH,
+        ),
+        "test_accuracy": round(float((predicted == test.target).mean()), 4),
+        "images_per_s": round(len(test.target) / median),
+        "seconds": round(median, 2),
+    }
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from . import (
     checkpoints,
     finetuning,
     graph_augmentation,
+    inference,
     time_budget,
     training,
     versions,
@@ -760,8 +761,9 @@ class ImageClassifier(KerasClassifier):
         tta = self._setting("tta")
         if tta not in (True, False, "multicrop"):
             raise ValueError(f"tta must be True, False, 'multicrop' or None; got {tta!r}.")
+        network = inference.prediction_network(self.model_)  # BatchNorm folded: faster
         if not tta:
-            return self.model_.predict(X, batch_size=batch_size, verbose=0)
+            return network.predict(X, batch_size=batch_size, verbose=0)
         # One pass over all views: the images and their mirror images, and for "multicrop"
         # two diagonal one-pixel shifts of both, which count half as much.
         views, weights = [X, X[:, :, ::-1]], [1.0, 1.0]
@@ -770,7 +772,7 @@ class ImageClassifier(KerasClassifier):
             for shifted in (padded[:, :-2, :-2], padded[:, 2:, 2:]):
                 views += [shifted, shifted[:, :, ::-1]]
             weights += [0.5] * 4
-        outputs = self.model_.predict(np.concatenate(views), batch_size=batch_size, verbose=0)
+        outputs = network.predict(np.concatenate(views), batch_size=batch_size, verbose=0)
         outputs = outputs.reshape(len(views), len(X), -1)
         return np.tensordot(weights, outputs, axes=1) / sum(weights)
 

@@ -67,17 +67,21 @@ def test_tta_views_scores_a_saved_model_in_each_mode(
     assert {row["compile"] for row in rows} == {"graph"} and {row["batch"] for row in rows} == {
         "512"  # the recipe's batch of 8, raised to the smallest prediction batch
     }
-    # Prediction batches and XLA: every mode at every batch, compiled both ways.
+    assert {row["network"] for row in rows} == {"folded"}
+    # Prediction batches, XLA and the unfolded network: every mode at every batch, compiled
+    # both ways, each row folded and as trained in turn.
     module.main(
         ["--model", str(tmp_path / "model.joblib"), "--data", str(archive), "--repeats", "1"]
-        + ["--batch-sizes", "512,1024", "--xla", "--out", str(tmp_path / "out")]
+        + ["--batch-sizes", "512,1024", "--xla", "--unfolded", "--out", str(tmp_path / "out")]
     )
     rows = list(csv.DictReader((tmp_path / "out" / "tta_views.csv").open()))
-    assert [(row["compile"], row["tta"], row["batch"]) for row in rows[:2]] == [
-        ("graph", "False", "512"),
-        ("graph", "False", "1024"),
+    assert [(row["network"], row["compile"], row["tta"], row["batch"]) for row in rows[:4]] == [
+        ("folded", "graph", "False", "512"),
+        ("as trained", "graph", "False", "512"),
+        ("folded", "graph", "False", "1024"),
+        ("as trained", "graph", "False", "1024"),
     ]
-    assert len(rows) == 12 and rows[-1]["compile"] == "xla"
+    assert len(rows) == 24 and rows[-1]["compile"] == "xla"
     assert all(float(row["images_per_s"]) > 0 for row in rows)
 
 
