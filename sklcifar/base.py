@@ -13,7 +13,8 @@ and recipe defaults, are in ``sklcifar.estimators``. ``ImageClassifier``
 - runs the training recipe of ``sklcifar.training``: optimiser and schedule, label
   smoothing, per-epoch augmentation, bf16 mixed precision where the CPU has it, your own
   validation data, checkpoints (``sklcifar.checkpoints``), a time budget
-  (``sklcifar.time_budget``), and flip test-time augmentation at prediction;
+  (``sklcifar.time_budget``), and prediction with flip test-time augmentation by a copy
+  of the network with its BatchNorm folded into its convolutions (``sklcifar.inference``);
 - records the package versions when pickled and warns when loaded under others
   (``sklcifar.versions``).
 

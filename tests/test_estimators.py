@@ -17,7 +17,7 @@ from sklearn.model_selection import (
 )
 from sklearn.pipeline import Pipeline
 
-from sklcifar import ConvNetClassifier, FastNetClassifier, ResNetClassifier
+from sklcifar import ConvNetClassifier, FastNetClassifier, ResNetClassifier, inference
 from sklcifar.estimators import VersionMismatchWarning
 from sklcifar.transformers import Grayscale, PixelNoise, RandomFlip, ScaleToUnit, Standardize
 
@@ -475,7 +475,8 @@ def test_multicrop_tta_averages_six_views_with_the_shifts_at_half_weight():
     images = clf.feature_encoder_.transform(clf._validate_data(X=X[:6])[0])  # as predict does
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
     views = [images, padded[:, :-2, :-2], padded[:, 2:, 2:]]
-    each = [clf.model_.predict(v[:, :, ::step], verbose=0) for v in views for step in (1, -1)]
+    network = inference.prediction_network(clf.model_)  # predict's, BatchNorm folded
+    each = [network.predict(v[:, :, ::step], verbose=0) for v in views for step in (1, -1)]
     expected = (each[0] + each[1] + (each[2] + each[3] + each[4] + each[5]) / 2) / 4
     np.testing.assert_allclose(proba, expected, rtol=1e-4, atol=1e-6)
     assert not np.allclose(clf.set_params(tta=True).predict_proba(X[:6]), proba, atol=1e-6)
