@@ -43,6 +43,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils._tags import ClassifierTags
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_sample_weight
+from tensorflow.python.framework import config as tensorflow_config  # as scikeras reaches it
 
 from . import (
     allocator,
@@ -65,6 +66,14 @@ from .transformers import (
 from .validation import check_images, check_same_scale, input_scale
 
 __all__ = ["AUGMENTATIONS", "SMALLEST_PREDICTION_BATCH", "ImageClassifier"]
+
+# scikeras fits a seeded estimator under TensorFlow's op determinism: it sets
+# TF_DETERMINISTIC_OPS=1, asks whether determinism was on, switches it on, and switches it
+# off afterwards only if it was off. TensorFlow reads that variable once, at the first
+# question: asked first inside that context, it answers "on", and determinism stays on for
+# the rest of the process (Keras then silently refuses jit_compile=True). Asking once now,
+# with the user's own environment, settles the answer before scikeras sets the variable.
+tensorflow_config.is_op_determinism_enabled()
 
 #: The smallest batch the classifiers predict in: ``max(batch_size, SMALLEST_PREDICTION_BATCH)``
 #: (prediction keeps no activations for gradients, so it affords larger batches than training).
@@ -145,7 +154,9 @@ class ImageClassifier(KerasClassifier):
         the plan. ``None``: train ``epochs`` epochs.
     jit_compile : bool or "auto", default="auto"
         Compile training steps with XLA; "auto" is Keras' choice (XLA on a GPU, not on a
-        CPU).
+        CPU). With a ``random_state``, scikeras fits under TensorFlow's op determinism,
+        where Keras does not compile with XLA (it warns "Model doesn't support
+        jit_compile=True").
     ema_momentum : float or None
         Keep an exponential moving average of the weights with this momentum (e.g. 0.99)
         and end ``fit`` with the averaged weights; ``None`` for none.

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-from tensorflow.python.framework import config as tensorflow_config
 
 from sklcifar.datasets import load_cifar
 from sklcifar.persistence import save_model
@@ -69,10 +68,6 @@ def test_tta_views_scores_a_saved_model_in_each_mode(
         "512"  # the recipe's batch of 8, raised to the smallest prediction batch
     }
     assert {row["network"] for row in rows} == {"folded"}
-    # A seeded scikeras fit runs under TensorFlow's op determinism and can leave it on in
-    # this process (scikeras.utils.random_state); Keras then refuses XLA and the rows say
-    # "graph", as the benchmark reports what ran.
-    tensorflow_config.disable_op_determinism()  # public TensorFlow has no switch back
     # Prediction batches, XLA and the unfolded network: every mode at every batch, compiled
     # both ways, each row folded and as trained in turn.
     module.main(

@@ -292,6 +292,26 @@ def test_precision_bfloat16():
 
 
 # ---------------------------------------------------------------------- saving
+def test_a_seeded_fit_leaves_op_determinism_as_it_found_it(tmp_path):
+    # In a fresh process, where scikeras' seeded context is TensorFlow's first question about
+    # determinism (see sklcifar.base); afterwards Keras must still accept XLA.
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from tensorflow.python.framework import config
+        from sklcifar import FastNetClassifier
+        X = np.random.default_rng(0).integers(0, 256, (20, 8, 8), dtype=np.uint8)
+        clf = FastNetClassifier(width=2, epochs=1, random_state=0).fit(X, np.repeat([0, 1], 10))
+        clf.model_.jit_compile = True
+        print(config.is_op_determinism_enabled(), clf.model_.jit_compile)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=True, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.stdout.split() == ["False", "True"]
+
+
 def test_joblib_round_trip_in_a_fresh_process(tmp_path):
     X, y = blobs(channels=3)
     pipe = Pipeline([("gray", Grayscale()), ("clf", tiny(epochs=2))]).fit(X, y)

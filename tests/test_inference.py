@@ -148,10 +148,8 @@ def test_the_prediction_network_is_built_again_only_when_the_weights_change():
     np.testing.assert_allclose(
         second.predict(IMAGES, verbose=0), model.predict(IMAGES, verbose=0), atol=1e-5
     )
-    # The model's XLA switch carries over (Keras keeps it off where it refuses XLA: under
-    # op determinism, which a seeded scikeras fit can leave on in this process).
-    model.jit_compile = True
-    assert prediction_network(model).jit_compile is model.jit_compile
+    model.jit_compile = True  # the model's XLA switch carries over
+    assert prediction_network(model).jit_compile is True
 
 
 def test_the_classifier_predicts_with_the_folded_network(monkeypatch):
