@@ -160,7 +160,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         return found[0] if len(found) == 1 else None
 
     folds: dict[str, dict] = {}  # conv name -> its folded kernel, bias and ReLU
-    identities: set[str] = set()  # the BatchNorm and ReLU layers folded into a conv
+    folded_away: set[str] = set()  # the BatchNorm and ReLU layers folded into a conv
     for conv in model.layers:
         if not _is_foldable_conv(conv):
             continue
@@ -183,12 +183,12 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
             if transform is not None and (last is conv or np.all(transform[0] > 0)):
                 scale, shift = transform
                 kernel, bias = kernel * scale, bias * scale + shift
-                identities.add(following.name)
+                folded_away.add(following.name)
                 last = following
                 following = only_consumer(following)
         relu = _is_plain_relu(following)
         if relu:
-            identities.add(following.name)
+            folded_away.add(following.name)
         elif last is conv or type(last) is keras.layers.MaxPooling2D:
             continue  # nothing folds into this convolution
         folds[conv.name] = {"kernel": kernel, "bias": bias, "relu": relu}
@@ -203,7 +203,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
                 name=layer.name,
                 dtype=layer.dtype_policy,
             )
-        if layer.name in identities:
+        if layer.name in folded_away:
             return _FoldedAway(name=layer.name, dtype=layer.dtype_policy)
         return layer  # shared: the same weights, and no need to rebuild it from its config
 
