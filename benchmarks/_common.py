@@ -188,12 +188,21 @@ def images_per_second(n_images: int, seconds: list[float]) -> float:
 
 def comma_separated_integers(text: str, *, example: str = "1,2,3") -> list[int]:
     """An argparse type: at least one integer, separated by commas (``example`` shows how)."""
+    return _comma_separated(text, int, "integer", example)
+
+
+def comma_separated_numbers(text: str, *, example: str = "1,0.5") -> list[float]:
+    """An argparse type: at least one number, separated by commas (``example`` shows how)."""
+    return _comma_separated(text, float, "number", example)
+
+
+def _comma_separated(text: str, kind: type, noun: str, example: str) -> list:
     try:
-        numbers = [int(part) for part in text.split(",") if part.strip()]
+        values = [kind(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected integers separated by commas, e.g. {example}; got {text!r}"
+            f"expected {noun}s separated by commas, e.g. {example}; got {text!r}"
         ) from None
-    if not numbers:
-        raise argparse.ArgumentTypeError(f"expected at least one integer, e.g. {example}")
-    return numbers
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one {noun}, e.g. {example}")
+    return values

@@ -27,7 +27,7 @@ import tensorflow as tf  # the package runs on Keras' TensorFlow backend
 
 from .convolution import ForwardGradConv2D
 
-__all__ = ["FoldedConv2D", "fold_batch_norm", "prediction_network"]
+__all__ = ["FoldedConv2D", "fold_batch_norm", "predict", "prediction_network"]
 
 
 class FoldedConv2D(keras.layers.Layer):
@@ -234,3 +234,30 @@ def prediction_network(model: keras.Model) -> keras.Model:
     folded.jit_compile = model.jit_compile
     _FOLDED[model] = (weights, model.jit_compile, folded)
     return folded
+
+
+# network -> (its jit_compile when traced, the traced call); weak, as above.
+_CALLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def predict(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """The fitted network's outputs for ``images``: its folded copy, batch by batch.
+
+    One traced function per network calls it on each batch. ``keras.Model.predict`` builds
+    a dataset and an epoch loop at every call, which cost about 0.1 s a call on a 2-core
+    CPU: a tenth of predicting the 10,000 CIFAR test images, and most of the time of
+    predicting a few images.
+    """
+    network = prediction_network(model)
+    cached = _CALLS.get(network)
+    if cached is None or cached[0] != network.jit_compile:
+        reference = weakref.ref(network)  # the function must not keep its network alive
+        call = tf.function(
+            lambda batch: reference()(batch, training=False),
+            jit_compile=bool(network.jit_compile),
+            reduce_retracing=True,  # one trace serves every batch length
+        )
+        cached = _CALLS[network] = (network.jit_compile, call)
+    call = cached[1]
+    starts = range(0, len(images), batch_size)
+    return np.concatenate([call(images[i : i + batch_size]).numpy() for i in starts])

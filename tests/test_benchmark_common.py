@@ -60,28 +60,39 @@ def test_tta_views_scores_a_saved_model_in_each_mode(
         + ["--out", str(tmp_path / "out")]
     )
     rows = list(csv.DictReader((tmp_path / "out" / "tta_views.csv").open()))
-    assert [row["tta"] for row in rows] == ["False", "True", "multicrop"]
+    assert [(row["tta"], row["margin"]) for row in rows] == [
+        ("False", ""),
+        ("True", "1.0"),
+        ("True", "0.5"),
+        ("multicrop", "1.0"),
+        ("multicrop", "0.5"),
+    ]
     assert all(0 <= float(row["test_accuracy"]) <= 1 for row in rows) and rows[0]["cpu"]
+    assert [row["same_as_every_view"] != "" for row in rows] == [False, False, True, False, True]
+    assert all(0 <= float(row["same_as_every_view"]) <= 1 for row in rows[2::2])
     assert all(float(row["images_per_s"]) > 0 for row in rows)
     assert "| multicrop |" in capsys.readouterr().out
     assert {row["compile"] for row in rows} == {"graph"} and {row["batch"] for row in rows} == {
         "512"  # the recipe's batch of 8, raised to the smallest prediction batch
     }
-    assert {row["network"] for row in rows} == {"folded"}
-    # Prediction batches, XLA and the unfolded network: every mode at every batch, compiled
-    # both ways, each row folded and as trained in turn.
+    assert {(row["network"], row["call"]) for row in rows} == {("folded", "traced")}
+    # Prediction batches, XLA, the unfolded network and keras.Model.predict: every mode at
+    # every batch, compiled both ways, each row folded and as trained, each called both ways.
     module.main(
         ["--model", str(tmp_path / "model.joblib"), "--data", str(archive), "--repeats", "1"]
-        + ["--batch-sizes", "512,1024", "--xla", "--unfolded", "--out", str(tmp_path / "out")]
+        + ["--batch-sizes", "512,1024", "--xla", "--unfolded", "--keras-predict"]
+        + ["--tta-margins", "0.3"]
+        + ["--out", str(tmp_path / "out")]
     )
     rows = list(csv.DictReader((tmp_path / "out" / "tta_views.csv").open()))
-    assert [(row["network"], row["compile"], row["tta"], row["batch"]) for row in rows[:4]] == [
-        ("folded", "graph", "False", "512"),
-        ("as trained", "graph", "False", "512"),
-        ("folded", "graph", "False", "1024"),
-        ("as trained", "graph", "False", "1024"),
+    assert [(row["network"], row["call"], row["tta"], row["batch"]) for row in rows[:5]] == [
+        ("folded", "traced", "False", "512"),
+        ("folded", "keras.predict", "False", "512"),
+        ("as trained", "traced", "False", "512"),
+        ("as trained", "keras.predict", "False", "512"),
+        ("folded", "traced", "False", "1024"),
     ]
-    assert len(rows) == 24 and rows[-1]["compile"] == "xla"
+    assert len(rows) == 48 and rows[-1]["compile"] == "xla"
     assert all(float(row["images_per_s"]) > 0 for row in rows)
 
 
@@ -103,6 +114,20 @@ def test_tta_views_reads_prediction_batches(load_benchmark, text, expected):
 def test_tta_views_refuses_prediction_batches_it_cannot_run(load_benchmark, text, message):
     with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
         load_benchmark("tta_views").batch_sizes(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1,1.5", "tta margins lie in [0, 1]; got '1,1.5'"),
+        ("1,half", "expected numbers separated by commas, e.g. 1,0.5; got '1,half'"),
+        ("", "expected at least one number, e.g. 1,0.5"),
+    ],
+)
+def test_tta_views_refuses_margins_outside_0_to_1(load_benchmark, text, message):
+    assert load_benchmark("tta_views").tta_margins("1, 0.5,") == [1.0, 0.5]
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+        load_benchmark("tta_views").tta_margins(text)
 
 
 @pytest.fixture

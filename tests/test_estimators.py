@@ -110,6 +110,7 @@ NON_DEFAULT = {
     "label_smoothing": 0.1,
     "augment": ("flip", "shift"),
     "tta": True,
+    "tta_margin": 0.7,
     "validation_fraction": 0.2,
     "patience": 3,
     "precision": "float32",
@@ -490,7 +491,7 @@ def test_family_tta_is_neutral_on_mirror_symmetric_images(family):
 
 def test_multicrop_tta_averages_six_views_with_the_shifts_at_half_weight():
     X, y = blobs(size=16)
-    clf = FamilyDefaults.fastnet(tta="multicrop", random_state=0).fit(X, y)
+    clf = FamilyDefaults.fastnet(tta="multicrop", tta_margin=1, random_state=0).fit(X, y)
     proba = clf.predict_proba(X[:6])
     images = clf.feature_encoder_.transform(clf._validate_data(X=X[:6])[0])  # as predict does
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
@@ -502,6 +503,34 @@ def test_multicrop_tta_averages_six_views_with_the_shifts_at_half_weight():
     assert not np.allclose(clf.set_params(tta=True).predict_proba(X[:6]), proba, atol=1e-6)
     with pytest.raises(ValueError, match="tta must be True, False, 'multicrop'"):
         clf.set_params(tta="five-crop").predict(X[:2])
+
+
+@pytest.mark.parametrize("tta", [True, "multicrop"])
+def test_tta_margin_gives_the_other_views_only_to_unsure_images(tta):
+    X, y = blobs(size=16)
+    clf = FamilyDefaults.fastnet(tta=tta, tta_margin=1, random_state=0).fit(X, y)
+    every_view = clf.predict_proba(X)
+    one_view = clf.set_params(tta=False).predict_proba(X)
+    top_two = np.sort(one_view, axis=1)[:, -2:]
+    lead = top_two[:, 1] - top_two[:, 0]
+    margin = float(np.median(lead))  # half the images sure, half not
+    proba = clf.set_params(tta=tta, tta_margin=margin).predict_proba(X)
+    sure = lead > margin
+    assert 0 < sure.sum() < len(X)
+    np.testing.assert_allclose(proba[sure], one_view[sure], rtol=1e-6)
+    np.testing.assert_allclose(proba[~sure], every_view[~sure], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(every_view[sure], one_view[sure], atol=1e-6)  # views differ
+    np.testing.assert_allclose(clf.set_params(tta_margin=0).predict_proba(X), one_view, rtol=1e-6)
+
+
+@pytest.mark.parametrize("margin", [-0.1, 1.5, "half", True])
+def test_tta_margin_outside_0_to_1_is_refused_at_fit_and_at_predict(margin):
+    X, y = blobs(size=16)
+    with pytest.raises(ValueError, match="tta_margin"):
+        FamilyDefaults.fastnet(tta_margin=margin).fit(X, y)
+    clf = FamilyDefaults.fastnet(random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"tta_margin must be a number in \[0, 1\]"):
+        clf.set_params(tta_margin=margin).predict(X[:2])
 
 
 def test_resnet_depth_must_be_6n_plus_2():

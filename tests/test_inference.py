@@ -1,5 +1,8 @@
 """The prediction network: BatchNorm and ReLU folded into the convolutions before them."""
 
+import gc
+import weakref
+
 import keras
 import numpy as np
 import pytest
@@ -165,6 +168,31 @@ def test_the_classifier_predicts_with_the_folded_network(monkeypatch):
     assert seen == [clf.model_]
     monkeypatch.setattr(inference, "prediction_network", lambda model: model)
     np.testing.assert_allclose(folded, clf.predict_proba(X), atol=1e-5)
+
+
+def test_predict_runs_the_folded_network_in_batches_through_one_trace():
+    model = with_trained_statistics(build_fastnet((16, 16, 1), 3, width=4))
+    expected = fold_batch_norm(model).predict(IMAGES, verbose=0)
+    for batch_size in (5, 16, 64):  # a ragged last batch, one batch, more room than images
+        outputs = inference.predict(model, IMAGES, batch_size)
+        np.testing.assert_allclose(outputs, expected, atol=1e-6)
+    np.testing.assert_allclose(inference.predict(model, IMAGES[:1], 5), expected[:1], atol=1e-6)
+    call = inference._CALLS[prediction_network(model)][1]
+    assert call.experimental_get_tracing_count() <= 2  # not one trace per batch length
+    model.jit_compile = True  # the model's XLA switch reaches the traced call
+    np.testing.assert_allclose(inference.predict(model, IMAGES, 8), expected, atol=1e-5)
+    assert inference._CALLS[prediction_network(model)][0] is True
+
+
+def test_predict_keeps_no_network_alive():
+    model = with_trained_statistics(build_fastnet((16, 16, 1), 3, width=4))
+    inference.predict(model, IMAGES, 8)
+    folded = weakref.ref(prediction_network(model))
+    call = weakref.ref(inference._CALLS[folded()][1])
+    del model
+    gc.collect()  # the model: its cache entry goes, which frees its folded copy's cycle...
+    gc.collect()  # ...for the next collection, and the copy's traced call with it
+    assert folded() is None and call() is None
 
 
 @pytest.mark.parametrize("name", ["model.joblib", "model.sklcifar"])

@@ -91,6 +91,14 @@ def test_grayscale_matches_tensorflow():
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
+def test_grayscale_converts_a_split_in_chunks_as_it_converts_each_image():
+    images = _uint8_images(n=1100, size=8)  # two whole chunks of 512 and a ragged one
+    whole = Grayscale().fit_transform(images)
+    one_by_one = np.concatenate([Grayscale().fit_transform(image[None]) for image in images])
+    np.testing.assert_array_equal(whole, one_by_one)
+    assert whole.shape == (1100, 8, 8, 1)
+
+
 def test_grayscale_one_channel_and_3d_input():
     images = _uint8_images(channels=1)
     out = Grayscale().fit_transform(images)
