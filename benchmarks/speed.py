@@ -14,7 +14,10 @@ The first epoch of each is warm-up. Every row reports the training images/s, the
 training GFLOP per image (3 x the forward pass's conv and dense FLOPs,
 ``sklcifar.efficiency``), the GFLOP/s that makes and its share of the matmul peak in the
 row's precision and in the machine's best precision. The estimator then predicts the
-10,000 test images with and without flip test-time augmentation.
+10,000 test images with and without flip test-time augmentation (the recipe's: with its
+``tta_margin``, only images the network is unsure of get the mirror image; a network
+trained this briefly is unsure of more images than a fully trained one, so the TTA figure
+is lower than the trained model's, which ``tta_views.py`` measures).
 
     python benchmarks/speed.py [--data ARCHIVE] [--only fastnet16,m12]
         [--precisions float32,bfloat16] [--epochs 3] [--images 8192] [--csv FILE]

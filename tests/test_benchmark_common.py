@@ -70,6 +70,8 @@ def test_tta_views_scores_a_saved_model_in_each_mode(
     assert all(0 <= float(row["test_accuracy"]) <= 1 for row in rows) and rows[0]["cpu"]
     assert [row["same_as_every_view"] != "" for row in rows] == [False, False, True, False, True]
     assert all(0 <= float(row["same_as_every_view"]) <= 1 for row in rows[2::2])
+    assert [row["skipped"] != "" for row in rows] == [False, False, True, False, True]
+    assert all(0 <= float(row["skipped"]) <= 1 for row in rows[2::2])
     assert all(float(row["images_per_s"]) > 0 for row in rows)
     assert "| multicrop |" in capsys.readouterr().out
     assert {row["compile"] for row in rows} == {"graph"} and {row["batch"] for row in rows} == {
