@@ -18,6 +18,7 @@ them predicted through ``keras.Model.predict``, as the classifiers did before th
 the network through one traced function. Each figure is the
 median of ``--repeats`` timed predictions after a warm-up prediction of the same images,
 so that no timed call traces the prediction function anew for a new last-batch shape.
+``--images 1`` times the answer for one image instead of the whole split.
 
 Prints the machine and a markdown table (test accuracy; with a margin the share of images
 that skipped the other views and of predictions that every image's views would give;
@@ -41,6 +42,7 @@ from _common import (
     comma_separated_numbers,
     machine_header,
 )
+from sklearn.utils import Bunch
 
 from sklcifar import inference
 from sklcifar.base import SMALLEST_PREDICTION_BATCH
@@ -87,16 +89,23 @@ def main(argv: list[str] | None = None) -> None:
         "--keras-predict", action="store_true", help="also time keras.Model.predict's calls"
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed predictions per row")
+    parser.add_argument(
+        "--images", type=int, default=None, help="predict the first N test images (default: all)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1; got {args.repeats}")
+    if args.images is not None and args.images < 1:
+        parser.error(f"--images must be at least 1; got {args.images}")
     print(machine_header(), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model)
     classifier = model.steps[-1][1]
     sizes = args.batch_sizes or [classifier.get_params()["batch_size"]]  # None: its recipe's
     test = load_cifar(args.data, split="test", label_mode=args.label_mode)
+    if args.images is not None:  # e.g. 1: the time a user waits for one image's answer
+        test = Bunch(images=test.images[: args.images], target=test.target[: args.images])
     table = ResultsTable(
         ["network", "call", "tta", "margin", "compile", "batch"]
         + ["test_accuracy", "skipped", "same_as_every_view", "images_per_s", "seconds"],
@@ -164,7 +173,7 @@ def time_predictions(model, test, repeats: int) -> dict:
         "skipped": skipped,
         "same_as_every_view": same,
         "images_per_s": round(len(test.target) / median),
-        "seconds": round(median, 2),
+        "seconds": round(median, 4),
     }
 
 

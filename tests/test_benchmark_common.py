@@ -96,6 +96,15 @@ def test_tta_views_scores_a_saved_model_in_each_mode(
     ]
     assert len(rows) == 48 and rows[-1]["compile"] == "xla"
     assert all(float(row["images_per_s"]) > 0 for row in rows)
+    # One image: the time a user waits for an answer.
+    module.main(
+        ["--model", str(tmp_path / "model.joblib"), "--data", str(archive), "--images", "1"]
+        + ["--repeats", "1", "--out", str(tmp_path / "one")]
+    )
+    rows = list(csv.DictReader((tmp_path / "one" / "tta_views.csv").open()))
+    assert len(rows) == 5 and {row["test_accuracy"] for row in rows} <= {"0.0", "1.0"}
+    with pytest.raises(SystemExit):
+        module.main(["--model", str(tmp_path / "model.joblib"), "--images", "0", "--out", "x"])
 
 
 @pytest.mark.parametrize(
