@@ -223,9 +223,11 @@ class ImageClassifier(KerasClassifier):
         "tta_margin": 1.0,
         "patience": 10,
     }
-    #: Parameters whose default changed the network: the value a model saved before the
-    #: parameter existed had (its network's), for loading such a model.
-    values_before_added: ClassVar[dict[str, Any]] = {}
+    #: Parameters whose default would change what a model saved before the parameter
+    #: existed is or predicts: the value such a model had, for loading it.
+    values_before_added: ClassVar[dict[str, Any]] = {
+        "tta_margin": 1.0,  # every image got every view of ``tta``
+    }
 
     _parameter_constraints: ClassVar[dict] = {
         "epochs": [Interval(Integral, 1, None, closed="left"), None],

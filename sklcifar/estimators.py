@@ -288,7 +288,10 @@ class FastNetClassifier(ImageClassifier):
 
     recipe = FAST_RECIPE
     # Models saved before the stem was a parameter have the conv stem.
-    values_before_added: ClassVar[dict[str, Any]] = {"stem": "conv"}
+    values_before_added: ClassVar[dict[str, Any]] = {
+        **ImageClassifier.values_before_added,
+        "stem": "conv",
+    }
     _parameter_constraints: ClassVar[dict] = {
         "width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "kernel_order": [StrOptions(set(architectures.KERNEL_ORDERS)), list, tuple],

@@ -351,18 +351,22 @@ def test_loading_under_other_versions_warns(tmp_path, monkeypatch):
 
 
 def test_models_saved_before_a_parameter_existed_take_its_default(tmp_path):
-    # FastNet's dropout, kernel_order and stem came after models had been saved without
-    # them; the stem's default changed the network, so old models get the one they have.
+    # FastNet's dropout, kernel_order, stem and tta_margin came after models had been saved
+    # without them; the stem's default changed the network and the margin's the
+    # predictions, so old models get the values they had.
     X, y = blobs()
-    clf = FastNetClassifier(width=4, epochs=1, stem="conv", random_state=0).fit(X, y)
+    clf = FastNetClassifier(width=4, epochs=1, stem="conv", tta_margin=1, random_state=0)
+    clf.fit(X, y)
     state = dict(clf.__getstate__())  # a copy: deleting from it must not change clf
-    del state["dropout"], state["kernel_order"], state["stem"]
+    del state["dropout"], state["kernel_order"], state["stem"], state["tta_margin"]
     loaded = FastNetClassifier.__new__(FastNetClassifier)
     loaded.__setstate__(state)
     assert loaded.get_params()["dropout"] == 0.0
     assert loaded.get_params()["kernel_order"] == "constant"
     assert loaded.get_params()["stem"] == "conv"
+    assert loaded.get_params()["tta_margin"] == 1.0  # every image, every view
     assert FastNetClassifier().stem == "patch_whitening"
+    assert FastNetClassifier()._setting("tta_margin") == 0.5
     assert clone(loaded).get_params() == clone(clf).get_params()
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
 
