@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         csv_path=args.out / "tta_views.csv",
     )
     networks = {"folded": inference.prediction_network, "as trained": lambda network: network}
-    calls = {"traced": inference.predict, "keras.predict": keras_predict}
+    calls = {"traced": inference.predictor, "keras.predict": keras_predictor}
     for jit_compile in (False, True) if args.xla else (False,):
         # The fitted Keras model's own switch, which its folded copy takes over.
         classifier.model_.jit_compile = jit_compile
@@ -126,17 +126,17 @@ def main(argv: list[str] | None = None) -> None:
                     for call in calls if args.keras_predict else ("traced",):
                         with (
                             mock.patch.object(inference, "prediction_network", networks[name]),
-                            mock.patch.object(inference, "predict", calls[call]),
+                            mock.patch.object(inference, "predictor", calls[call]),
                         ):
                             timed = time_predictions(model, test, args.repeats)
                         row = {"network": name, "call": call, **timed}
                         table.add(row, [str(value) for value in row.values()])
 
 
-def keras_predict(model, images, batch_size: int):
-    """``inference.predict`` through ``keras.Model.predict``, as the classifiers once did."""
+def keras_predictor(model):
+    """``inference.predictor`` through ``keras.Model.predict``, as the classifiers once did."""
     network = inference.prediction_network(model)
-    return network.predict(images, batch_size=batch_size, verbose=0)
+    return lambda images, batch_size: network.predict(images, batch_size=batch_size, verbose=0)
 
 
 def time_predictions(model, test, repeats: int) -> dict:
@@ -165,10 +165,7 @@ def time_predictions(model, test, repeats: int) -> dict:
         "tta": str(classifier.tta),
         "margin": classifier.tta_margin if classifier.tta else "",
         "compile": "xla" if classifier.model_.jit_compile else "graph",
-        "batch": max(
-            classifier.batch_size or type(classifier).recipe["batch_size"],
-            SMALLEST_PREDICTION_BATCH,
-        ),
+        "batch": max(classifier._setting("batch_size"), SMALLEST_PREDICTION_BATCH),
         "test_accuracy": round(float((predicted == test.target).mean()), 4),
         "skipped": skipped,
         "same_as_every_view": same,

@@ -794,7 +794,8 @@ class ImageClassifier(KerasClassifier):
         X = self.feature_encoder_.transform(X)
         batch_size = max(self._setting("batch_size"), SMALLEST_PREDICTION_BATCH)
         tta, margin = self._prediction_settings()
-        outputs = inference.predict(self.model_, X, batch_size)  # BatchNorm folded: faster
+        predict = inference.predictor(self.model_)  # BatchNorm folded: faster
+        outputs = predict(X, batch_size)
         if not tta:
             return outputs
         top_two = np.sort(outputs, axis=1)[:, -2:]
@@ -810,7 +811,7 @@ class ImageClassifier(KerasClassifier):
             for shifted in (padded[:, :-2, :-2], padded[:, 2:, 2:]):
                 views += [shifted, shifted[:, :, ::-1]]
             weights += [0.5] * 4
-        others = inference.predict(self.model_, np.concatenate(views), batch_size)
+        others = predict(np.concatenate(views), batch_size)
         others = others.reshape(len(views), len(X), -1)
         outputs[unsure] = (outputs[unsure] + np.tensordot(weights, others, axes=1)) / (
             1 + sum(weights)
