@@ -32,6 +32,27 @@ REPO = Path(__file__).resolve().parents[1]
 URL_VARIABLE = "SKLCIFAR_TEST_POSTGRES_URL"
 # Seconds any one worker may take; a normal one needs 20-60 on 2 shared cores.
 WORKER_TIMEOUT = 240
+# Runs the search script given after it, but the worker hangs in the first epoch report
+# it records once a trial has completed: the moment the killed-worker test needs, held
+# until the test kills it (polling for it let a fast trial end between two polls). The
+# heartbeat thread goes on beating meanwhile, as in a worker that is busy training.
+HANG_MID_TRIAL = """
+import runpy, sys, time
+import optuna
+from optuna.trial import TrialState
+
+record = optuna.trial.Trial.report
+
+def record_then_hang(self, value, step):
+    record(self, value, step)
+    if self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        time.sleep(3600)
+
+optuna.trial.Trial.report = record_then_hang
+del sys.argv[0]
+sys.path.insert(0, sys.argv[0].rsplit("/", 1)[0])  # as `python script.py` would
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +85,14 @@ def study_name(postgres_url):
 
 @pytest.fixture
 def worker(postgres_url, study_name, make_cifar_archive, tmp_path):
-    """Factory starting a search worker process: ``worker(seed, n_trials, *extra)``."""
+    """Factory starting a search worker process: ``worker(seed, n_trials, *extra)``;
+    ``hang=True`` runs it under ``HANG_MID_TRIAL``."""
     data = make_cifar_archive("cifar10", n_per_class_train=12, n_per_class_test=2)
     started: list[subprocess.Popen] = []
 
-    def start(seed: int, n_trials: int, *extra: str) -> subprocess.Popen:
-        command = [sys.executable, str(REPO / "benchmarks" / "search.py")]
+    def start(seed: int, n_trials: int, *extra: str, hang: bool = False) -> subprocess.Popen:
+        script = str(REPO / "benchmarks" / "search.py")
+        command = [sys.executable, *(("-c", HANG_MID_TRIAL) if hang else ()), script]
         command += ["--data", str(data), "--subset", "all", "--n-trials", str(n_trials)]
         command += ["--validation-images", "20"]
         command += ["--families", "convnet", "--param", "depth=2", "--param", "filters=4"]
@@ -116,13 +139,11 @@ def test_two_workers_share_one_study(postgres_url, study_name, worker):
 def test_killed_worker_trial_is_failed_and_retried(postgres_url, study_name, worker):
     n_trials = 4
     # A short grace period, so the dead worker's trial is soon found stale; safe here as
-    # no other worker runs beside the victim. Trials of 60 epochs stay mid-trial for
-    # seconds: with 3, a loaded machine ran the whole study between two polls below, and
-    # with 30 the full suite's polls still missed every mid-trial moment in 2 runs of 5.
-    settings = ("--epochs", "60", "--pruner", "none", "--grace-period", "3")
-    victim = worker(1, n_trials, *settings)
+    # no other worker runs beside the victim.
+    settings = ("--epochs", "3", "--pruner", "none", "--grace-period", "3")
+    victim = worker(1, n_trials, *settings, hang=True)
     # Kill it mid-trial: once a trial has completed and the next has reported an epoch
-    # (so its heartbeat is recorded).
+    # (so its heartbeat is recorded); the victim hangs there until killed.
     deadline = time.monotonic() + WORKER_TIMEOUT
     running = None
     while running is None:
