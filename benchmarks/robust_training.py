@@ -13,7 +13,9 @@ costlier batches leave it):
   three views per image, about three times the compute per epoch);
 - ``mix_all``, ``mix_half``, ``augmix``, ``prime``, ``mix_falling``,
   ``mix_falling_half``: variants of the mixture (below);
-- ``default_wide``, ``robust_wide``: the two recipes on a FastNet of width 24.
+- ``default_wide``, ``robust_wide``: the two recipes on a FastNet of width 24;
+- ``robust_no_smoothing``, ``robust_light_regularisation``: the robust recipe without
+  label smoothing, and also with half the weight decay.
 
 Both are scored with ``evaluate_robustness`` on the same stratified test images: clean,
 the seed's 3% pixel noise on the grey images, and the 15 CIFAR-C corruptions x 5
@@ -67,6 +69,15 @@ RECIPES = {
     # the robust recipe's clean cost shrink with capacity?
     "default_wide": {"augment": ("flip", "shift"), "width": 24},
     "robust_wide": {"augment": ROBUST_AUGMENT, "width": 24},
+    # The robust recipe with less of the recipe's other regularisers: the mixture already
+    # softens the targets and regularises, so label smoothing and weight decay tuned for
+    # flips and shifts alone may now cost clean accuracy.
+    "robust_no_smoothing": {"augment": ROBUST_AUGMENT, "label_smoothing": 0.0},
+    "robust_light_regularisation": {
+        "augment": ROBUST_AUGMENT,
+        "label_smoothing": 0.0,
+        "weight_decay": FAST_RECIPE["weight_decay"] / 2,
+    },
 }
 
 

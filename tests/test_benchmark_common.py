@@ -185,6 +185,21 @@ def test_robust_training_gives_both_recipes_the_same_time_budget(
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def test_robust_training_recipes_are_valid_fastnet_settings(load_benchmark):
+    from sklcifar.estimators import FAST_RECIPE
+
+    recipes = load_benchmark("robust_training").RECIPES
+    for name, params in recipes.items():
+        classifier = make_pipeline("fastnet", **params).named_steps["classifier"]
+        classifier._validate_params()  # what fit checks first
+        assert {key: classifier.get_params()[key] for key in params} == params, name
+    # The lighter-regularisation recipes differ from the robust one in those settings only.
+    light = recipes["robust_light_regularisation"]
+    assert light["label_smoothing"] == 0.0 < FAST_RECIPE["label_smoothing"]
+    assert light["weight_decay"] == FAST_RECIPE["weight_decay"] / 2
+    assert recipes["robust_no_smoothing"] == {**recipes["robust"], "label_smoothing": 0.0}
+
+
 def test_split_batchnorm_trains_the_mixed_half_through_auxiliary_layers(
     small_cifar10, tmp_path, capsys, load_benchmark
 ):
