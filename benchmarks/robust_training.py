@@ -78,6 +78,10 @@ RECIPES = {
         "label_smoothing": 0.0,
         "weight_decay": FAST_RECIPE["weight_decay"] / 2,
     },
+    # The mixture's operations milder than AugMix's default severity 3 (which gives PRIME's
+    # primitives PRIME's CIFAR ranges): clean accuracy against corruption robustness.
+    "robust_severity_2": {"augment": ("flip", "shift", RobustMix(severity=2))},
+    "robust_severity_1": {"augment": ("flip", "shift", RobustMix(severity=1))},
 }
 
 

@@ -45,6 +45,7 @@ from .persistence import final_classifier, load_model, model_format, save_model
 from .perturbations import CORRUPTIONS, SEED_NOISE_FRACTION
 from .pipelines import CLASSIFIERS, DEFAULT_CLASSIFIER, make_pipeline
 from .plots import (
+    check_class_names,
     plot_confusion_matrix,
     plot_robustness,
     plot_robustness_comparison,
@@ -55,6 +56,8 @@ from .robustness import (
     PERTURBATIONS,
     SEVERITIES,
     RobustnessReport,
+    check_choices,
+    check_labels,
     classifier_input,
     evaluate_robustness,
     perturb,
@@ -121,6 +124,23 @@ def _positive_number(text: str) -> float:
     return value
 
 
+def _zero_or(parse: Callable[[str], object], zeros: tuple[str, ...], what: str) -> Callable:
+    """An argument type: one of ``zeros`` for 0, else what ``parse`` accepts."""
+
+    def parse_or_zero(text: str):
+        try:
+            return 0 if text.strip() in zeros else parse(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"must be 0 or {what}; got {text!r}") from None
+
+    return parse_or_zero
+
+
+# Seeds (--random-state, the search's --seed) and counts that may be 0: argparse names
+# the flag in its error, which the library's own seed checks cannot.
+_non_negative_int = _zero_or(_positive_int, ("0",), "a positive integer")
+
+
 def _checkpoint_every(text: str) -> int | str:
     """``--checkpoint-every``: a number of epochs or a duration (``10min``)."""
     value = int(text) if text.strip().isdigit() else text
@@ -143,7 +163,10 @@ def _comma_list(choices: Sequence, convert: Callable = str) -> Callable[[str], t
             raise argparse.ArgumentTypeError(
                 f"expected a comma-separated list from {', '.join(map(str, choices))}; got {text!r}"
             )
-        return values
+        try:  # the library's rules: each value once
+            return check_choices(values, choices, name=repr(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 
@@ -186,11 +209,20 @@ def _read_data(path: Path, label_mode: str) -> tuple[np.ndarray, np.ndarray, lis
         return test.images, test.target, test.target_names
     if not path.is_file():
         raise FileNotFoundError(f"data file {str(path)!r} does not exist")
+    if not zipfile.is_zipfile(path):  # numpy would read it as a pickle and advise allowing that
+        raise ValueError(
+            f"{path} is not an .npz file (not a zip archive); expected the images and labels "
+            f"that `{PROG} perturb` writes, or a CIFAR archive or folder"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path} is not a readable .npz file: {exc}") from exc
+    # numpy hands back a member without the .npy header as raw bytes.
+    raw = sorted(key for key, value in arrays.items() if not isinstance(value, np.ndarray))
+    if raw:
+        raise ValueError(f"{path} is not a readable .npz file: {raw} are not numpy arrays")
     missing = {"images", "labels"} - set(arrays)
     if missing:
         raise ValueError(
@@ -294,6 +326,10 @@ def _classifier_params(args: argparse.Namespace) -> dict:
             f"--preset is for the convnet classifier (the seed study's m1..m12); {family} has none"
         )
     for key, value in args.param:
+        if key == "random_state":  # always in params: --random-state has a default
+            raise UsageError(
+                "--param random_state: the seed has a flag of its own; give --random-state N"
+            )
         if key in params:
             raise UsageError(f"--param {key}=... repeats a value given by a flag or --param")
         # Double-underscore names are routed by scikeras (e.g. optimizer__momentum).
@@ -416,6 +452,7 @@ def score_command(args: argparse.Namespace) -> int:
     model (severity 0 means none: clean or pixel_noise).
     """
     name, severity, images, labels, _, model = _perturbed_data(args, load_model(args.model))
+    check_labels(labels, model.classes_, name=str(args.data), owner=f"the classes of {args.model}")
     proba = model.predict_proba(images)  # rows renormalised to sum to 1 in float64
     result = {
         "accuracy": float(accuracy_score(labels, model.classes_[proba.argmax(axis=1)])),
@@ -454,13 +491,29 @@ def report_command(args: argparse.Namespace) -> int:
     (mCE and relative mCE of MODEL against BASE, Hendrycks & Dietterich 2019) and
     comparison.png (the two models side by side).
     """
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # exist_ok passes folders only
+        raise UsageError(
+            f"--out {args.out} is a file or lies under one ({exc.strerror}); --out must be a "
+            "folder (created if missing)"
+        ) from exc
     outputs = REPORT_FILES + (COMPARISON_FILES if args.baseline is not None else ())
     _check_outputs(args, *(args.out / name for name in outputs))
     model = load_model(args.model)
     baseline = None if args.baseline is None else _baseline(args.baseline)
     images, labels, names = _read_data(args.data, args.label_mode)
     _check_image_size(images, model, args.data)
+    # Before any scoring or writing: foreign labels would make every accuracy 0, and
+    # names for other classes would draw a confusion matrix of other classes.
+    check_labels(labels, model.classes_, name=str(args.data), owner=f"the classes of {args.model}")
+    if baseline is not None and not isinstance(baseline, RobustnessReport):
+        owner = f"the classes of --baseline {args.baseline}"
+        check_labels(labels, baseline.classes_, name=str(args.data), owner=owner)
+    if names is None:
+        names = [str(label) for label in model.classes_]
+    else:
+        names = check_class_names(names, model.classes_, name=f"the target_names of {args.data}")
     rows = np.arange(len(labels))
     if args.subset is not None:
         rows, _ = stratified_subset(rows, labels, args.subset, random_state=args.random_state)
@@ -499,9 +552,9 @@ def report_command(args: argparse.Namespace) -> int:
     with atomic_write(args.out / "robustness.json", "w", overwrite=args.force) as file:
         file.write(json.dumps(summary, indent=2) + "\n")
     figures = {"robustness.png": plot_robustness(result)}
-    if names is None:
-        names = [str(label) for label in model.classes_]
-    figures["confusion_matrix.png"] = plot_confusion_matrix(labels, model.predict(images), names)
+    figures["confusion_matrix.png"] = plot_confusion_matrix(
+        labels, model.predict(images), names, classes=model.classes_
+    )
     figures["training_curves.png"] = plot_training_curves(final_classifier(model).history_)
     for name, figure in figures.items():
         save_figure(figure, args.out / name, overwrite=args.force)
@@ -518,6 +571,8 @@ def _baseline(path: Path):
         return RobustnessReport.from_dict(json.loads(path.read_text()))
     except json.JSONDecodeError as exc:
         raise ValueError(f"--baseline {path} is not a JSON robustness report: {exc}") from exc
+    except ValueError as exc:  # from_dict's message cannot know the file
+        raise ValueError(f"--baseline {path}: {exc}") from exc
 
 
 def _cifar_c_rows(folder: Path, rows: np.ndarray, labels: np.ndarray) -> Callable:
@@ -625,7 +680,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     _add_source_arguments(parser, what)
     parser.add_argument(
         "--random-state",
-        type=int,
+        type=_non_negative_int,
         default=0,
         metavar="N",
         help="seed of the subset, the perturbations and training (default: %(default)s)",

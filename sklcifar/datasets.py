@@ -667,7 +667,7 @@ def load_cifar_c(
     ------
     ValueError
         For an unknown corruption, a severity outside 1..5, a file of the wrong shape
-        or dtype, or labels that are not one per image.
+        or dtype, or labels that are not one per image and the same for each severity.
     FileNotFoundError
         For a missing folder or file.
 
@@ -703,16 +703,36 @@ def load_cifar_c(
             f"label per image of {corruption}.npy, shape ({len(images)},)"
         )
     n = len(images) // 5
+    if labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"{folder / 'labels.npy'} holds {labels.dtype} labels; expected integer class labels"
+        )
+    # The release repeats the test labels once per severity; blocks that differ mean the
+    # file belongs to another test set (or another order), and every score would be wrong.
+    blocks = np.asarray(labels).reshape(5, n)
+    if not (blocks == blocks[0]).all():
+        raise ValueError(
+            f"{folder / 'labels.npy'} does not repeat one block of {n} labels for each of "
+            "the 5 severities, as the CIFAR-C release does"
+        )
     rows = slice((severity - 1) * n, severity * n)
-    X, y = np.array(images[rows]), np.asarray(labels[rows], dtype=np.int64)
+    X, y = np.array(images[rows]), blocks[severity - 1].astype(np.int64)
     if return_X_y:
         return X, y
     return Bunch(images=X, target=y, corruption=corruption, severity=int(severity))
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def _load_npy(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} does not exist (a CIFAR-C folder file)")
+    # numpy reads a file without its header as a pickle and, refusing that, suggests
+    # allow_pickle=True: say what the file is not instead.
+    with path.open("rb") as file:
+        if file.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise ValueError(f"{path} is not a .npy file (it does not start with numpy's header)")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:

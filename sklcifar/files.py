@@ -26,6 +26,12 @@ __all__ = ["atomic_path", "atomic_write", "check_output_path"]
 StrPath = str | os.PathLike
 
 
+def _check_overwrite(overwrite) -> None:
+    # A string such as "no" is truthy: refuse it rather than replace a file on it.
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False; got {overwrite!r}.")
+
+
 def _refuse_existing(path: Path) -> None:
     raise FileExistsError(
         f"{path} already exists; refusing to overwrite it. Choose another output path, or "
@@ -61,6 +67,7 @@ def atomic_path(path: StrPath, *, overwrite: bool = False) -> Iterator[Path]:
     >>> target.read_text()
     'done'
     """
+    _check_overwrite(overwrite)
     path = Path(path)
     if path.exists() and not overwrite:
         _refuse_existing(path)
@@ -143,6 +150,7 @@ def check_output_path(
     >>> check_output_path(folder / "model.joblib").name
     'model.joblib'
     """
+    _check_overwrite(overwrite)
     path = Path(path)
     resolved = path.resolve()
     for source in inputs:

@@ -20,9 +20,10 @@ from numpy.typing import ArrayLike
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 from .files import atomic_path
-from .robustness import RobustnessReport
+from .robustness import RobustnessReport, _listing, check_labels
 
 __all__ = [
+    "check_class_names",
     "plot_confusion_matrix",
     "plot_robustness",
     "plot_robustness_comparison",
@@ -72,11 +73,45 @@ def _accuracies(report: RobustnessReport, corruptions: Sequence[str]) -> list[fl
     ]
 
 
+def check_class_names(
+    class_names: Sequence[str], classes: ArrayLike, *, name: str = "class_names"
+) -> list[str]:
+    """``class_names`` as a list of str, one name per class of ``classes``, in order.
+
+    A list of another length would draw a matrix over other classes than the model's
+    (zeros, or predictions dropped), so it is refused.
+
+    Raises
+    ------
+    ValueError
+        ``class_names`` is a single string, or differs from ``classes`` in length.
+
+    Examples
+    --------
+    >>> from sklcifar.plots import check_class_names
+    >>> check_class_names(["cat", "dog"], [3, 5])
+    ['cat', 'dog']
+    """
+    if isinstance(class_names, str | bytes):
+        raise ValueError(
+            f"{name} must be a sequence of names, one per class; got the string {class_names!r}"
+        )
+    class_names, classes = [str(label) for label in class_names], np.asarray(classes)
+    if len(class_names) != len(classes):
+        raise ValueError(
+            f"{name} holds {len(class_names)} names but there are {len(classes)} classes "
+            f"({_listing(classes.tolist())}); expected one name per class, in the order of "
+            "the classes"
+        )
+    return class_names
+
+
 def plot_confusion_matrix(
     y_true: ArrayLike,
     y_pred: ArrayLike,
     class_names: Sequence[str],
     *,
+    classes: ArrayLike | None = None,
     ax: Axes | None = None,
     normalize: bool = True,
 ) -> Axes:
@@ -85,9 +120,14 @@ def plot_confusion_matrix(
     Parameters
     ----------
     y_true, y_pred : array-like of shape (n_images,)
-        Integer class indices into ``class_names`` (as ``load_cifar`` gives them), or
-        the class names themselves.
+        Labels, each among ``classes``.
     class_names : sequence of str
+        One name per class, in the order of ``classes``.
+    classes : array-like of shape (n_classes,), optional
+        The classes the labels name, e.g. the model's ``classes_``: the rows and columns
+        of the matrix. By default the integers ``0 .. len(class_names) - 1`` (class
+        indices, as ``load_cifar`` gives them) for integer labels, ``class_names``
+        itself for string labels.
     ax : matplotlib Axes, optional
         Where to draw; a new figure otherwise.
     normalize : bool, default=True
@@ -98,21 +138,43 @@ def plot_confusion_matrix(
     -------
     ax : matplotlib Axes
 
+    Raises
+    ------
+    ValueError
+        ``class_names`` of another length than ``classes``, or a label outside
+        ``classes`` (which the matrix would silently drop).
+
     Examples
     --------
     >>> from sklcifar.plots import plot_confusion_matrix
     >>> ax = plot_confusion_matrix([0, 1, 1, 2], [0, 1, 2, 2], ["cat", "dog", "frog"])
     >>> [label.get_text() for label in ax.get_yticklabels()]
     ['cat', 'dog', 'frog']
+    >>> ax = plot_confusion_matrix([3, 5, 5], [3, 5, 3], ["cat", "dog"], classes=[3, 5])
+    >>> ax.images[0].get_array().tolist()
+    [[1.0, 0.0], [0.5, 0.5]]
     """
-    ax = _new_axes(width=7, height=6) if ax is None else ax
-    y_true = np.asarray(y_true)
-    labels = np.arange(len(class_names)) if y_true.dtype.kind in "iu" else list(class_names)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if classes is None:
+        # Integer labels index class_names (load_cifar's targets); others are the names.
+        integers = y_true.dtype.kind in "iu"
+        classes = np.arange(len(class_names)) if integers else np.asarray(class_names)
+        owner = (
+            "the indices of class_names (pass classes=model.classes_ for other labels)"
+            if integers
+            else "class_names"
+        )
+    else:
+        owner = "classes"
+    class_names = check_class_names(class_names, classes)
+    check_labels(y_true, classes, name="y_true", owner=owner)
+    check_labels(y_pred, classes, name="y_pred", owner=owner)
     matrix = confusion_matrix(
-        y_true, y_pred, labels=labels, normalize="true" if normalize else None
+        y_true, y_pred, labels=np.asarray(classes), normalize="true" if normalize else None
     )
+    ax = _new_axes(width=7, height=6) if ax is None else ax
     annotate = len(class_names) <= _MAX_ANNOTATED_CLASSES
-    ConfusionMatrixDisplay(matrix, display_labels=list(class_names)).plot(
+    ConfusionMatrixDisplay(matrix, display_labels=class_names).plot(
         ax=ax,
         include_values=annotate,
         values_format=".2f" if normalize else "d",

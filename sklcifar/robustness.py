@@ -44,6 +44,8 @@ __all__ = [
     "SEVERITIES",
     "AccuracyGrid",
     "RobustnessReport",
+    "check_choices",
+    "check_labels",
     "classifier_input",
     "evaluate_robustness",
     "fingerprint_test_set",
@@ -83,6 +85,143 @@ def _check_perturbation(name: str, severity: int) -> None:
         raise ValueError(
             f"{name} has no severity levels (pass severity=0, its report value); got {severity!r}"
         )
+
+
+def _listing(values: Sequence, limit: int = 20) -> str:
+    """``values`` comma-separated as their reprs, the first ``limit`` of a longer list."""
+    shown = ", ".join(map(repr, values[:limit]))
+    return shown if len(values) <= limit else f"{shown}, ... ({len(values)} in all)"
+
+
+def check_choices(values: Iterable, choices: Sequence, *, name: str) -> tuple:
+    """``values`` as a tuple of distinct members of ``choices``, or a clear error.
+
+    Serves `evaluate_robustness` and the command line's lists (``--corruptions``,
+    ``--severities``). A member must be of its choices' kind: ``2.0`` and ``True`` equal
+    the severity 2 and 1 but are refused, as is a bare string (which would iterate its
+    characters) or number. Repeats are refused: each would weigh again in a mean.
+
+    Parameters
+    ----------
+    values : iterable
+        The caller's selection, e.g. ``["fog", "snow"]``.
+    choices : sequence of str or of int
+        The valid values, all of one kind.
+    name : str
+        How the messages call ``values``.
+
+    Returns
+    -------
+    tuple
+
+    Raises
+    ------
+    TypeError
+        ``values`` is a string or not iterable.
+    ValueError
+        ``values`` is empty, or holds a value outside ``choices`` or one twice.
+
+    Examples
+    --------
+    >>> from sklcifar.robustness import check_choices
+    >>> check_choices(["fog", "snow"], ("fog", "snow", "frost"), name="corruptions")
+    ('fog', 'snow')
+    >>> check_choices(["fog", "fog"], ("fog", "snow"), name="corruptions")
+    Traceback (most recent call last):
+    ...
+    ValueError: corruptions lists 'fog' more than once; give each value once
+    """
+    expected = f"expected values from: {', '.join(map(str, choices))}"
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise TypeError(
+            f"{name} must be a sequence such as a list, not {type(values).__name__} "
+            f"{values!r} (for one value pass [{values!r}]); {expected}"
+        )
+    values = tuple(values)
+    if not values:
+        raise ValueError(f"{name} is empty; give at least one; {expected}")
+    # A member must be of the choices' kind: 2.0 == 2 and True == 1, but are not severities.
+    kind = str if isinstance(choices[0], str) else Integral
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, kind) or value not in choices:
+            raise ValueError(f"{name} holds {value!r}, which is not a valid value; {expected}")
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{name} lists {value!r} more than once; give each value once")
+        seen.add(value)
+    return values
+
+
+def _label_key(value: Any) -> tuple[str, Any]:
+    """A label's kind and value: 1.0 == 1 == True, but a float or a bool label does not
+    name an integer class."""
+    if isinstance(value, bool | np.bool_):
+        return ("bool", bool(value))
+    if isinstance(value, Integral):
+        return ("int", int(value))
+    if isinstance(value, Real):
+        return ("float", float(value))
+    return (type(value).__name__, value)
+
+
+def check_labels(
+    y: ArrayLike, classes: ArrayLike, *, name: str = "y", owner: str = "the model's classes"
+) -> np.ndarray:
+    """Refuse labels that are not among a fitted classifier's ``classes_``.
+
+    Every accuracy of a label outside the classes would be 0 and say nothing about the
+    model; sklearn's metrics fail late and vaguely on them (or on strings against an
+    integer model). Labels must equal a class in value and kind: ``1.0`` or ``"1"`` is
+    not the class ``1``.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_images,)
+        The labels.
+    classes : array-like of shape (n_classes,)
+        The classes, e.g. a fitted classifier's ``classes_``.
+    name : str, default="y"
+        How the message calls the labels (e.g. naming their file).
+    owner : str, default="the model's classes"
+        How the message calls the classes.
+
+    Returns
+    -------
+    ndarray
+        ``y`` as an array.
+
+    Raises
+    ------
+    ValueError
+        ``y`` is not 1-D or holds labels outside ``classes``; the message lists them and
+        the classes.
+
+    Examples
+    --------
+    >>> from sklcifar.robustness import check_labels
+    >>> check_labels([10, 0, 11], [0, 1, 2])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: y holds labels that are not among the model's classes: 10, 11 (int); ...
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class labels; got shape {y.shape}")
+    classes = np.asarray(classes).tolist()
+    known = {_label_key(label) for label in classes}
+    # dict.fromkeys: the distinct labels, even of mixed types that np.unique cannot sort.
+    labels = dict.fromkeys(y.tolist())
+    unknown = [label for label in labels if _label_key(label) not in known]
+    if unknown:
+        kinds = {_label_key(label)[0] for label in unknown}
+        class_kinds = {_label_key(label)[0] for label in classes}
+        raise ValueError(
+            f"{name} holds labels that are not among {owner}: {_listing(unknown)} "
+            f"({', '.join(sorted(kinds))}); expected labels from {_listing(classes)} "
+            f"({', '.join(sorted(class_kinds))})"
+        )
+    return y
 
 
 def _check_fraction(noise_fraction: float) -> None:
@@ -262,7 +401,7 @@ class RobustnessReport:
     def from_dict(cls, data: dict[str, Any]) -> RobustnessReport:
         """The report `to_dict` gave (e.g. read back from ``robustness.json``)."""
         try:
-            return cls(
+            report = cls(
                 rows=tuple(dict(row) for row in data["rows"]),
                 n_images=int(data["n_images"]),
                 noise_fraction=float(data["noise_fraction"]),
@@ -274,6 +413,8 @@ class RobustnessReport:
                 "not a robustness report: expected the keys rows, n_images, "
                 f"noise_fraction and random_state of RobustnessReport.to_dict ({exc!r})"
             ) from exc
+        _check_rows(report.rows)
+        return report
 
     def row(self, perturbation: str, severity: int = 0) -> dict[str, Any]:
         """The row of one perturbation and severity."""
@@ -352,6 +493,37 @@ class RobustnessReport:
 _COLUMNS = ("perturbation", "severity", "accuracy", "drop")
 
 
+def _check_rows(rows: tuple[dict[str, Any], ...]) -> None:
+    """Refuse rows no report holds, which would fail later as a bare KeyError or count a
+    cell twice: a missing column, an unknown or repeated cell, no clean, pixel_noise,
+    mean_corruption or corruption row."""
+    cells = []
+    for row in rows:
+        missing = [key for key in _COLUMNS if key not in row]
+        if missing:
+            raise ValueError(
+                f"not a robustness report: a row lacks {missing}; expected the keys "
+                f"{', '.join(_COLUMNS)} in every row"
+            )
+        cells.append((row["perturbation"], row["severity"]))
+    for i, cell in enumerate(cells):
+        if cell[0] not in (*PERTURBATIONS, MEAN_CORRUPTION):
+            raise ValueError(
+                f"not a robustness report: unknown perturbation {cell[0]!r}; expected rows "
+                f"of {', '.join(PERTURBATIONS)} and {MEAN_CORRUPTION}"
+            )
+        if cell in cells[:i]:  # a list: JSON values may be unhashable
+            raise ValueError(f"not a robustness report: the row {cell} appears twice")
+    needed = [(name, 0) for name in ("clean", "pixel_noise", MEAN_CORRUPTION)]
+    absent = [cell for cell in needed if cell not in cells]
+    if absent or not any(name in CORRUPTIONS for name, _ in cells):
+        raise ValueError(
+            "not a robustness report: expected a clean, a pixel_noise and a "
+            f"{MEAN_CORRUPTION} row (severity 0) and at least one corruption row; got the "
+            f"rows {_listing(cells) or '(none)'}"
+        )
+
+
 def _rows(accuracies: list[tuple[str, int, float]]) -> tuple[dict[str, Any], ...]:
     """Report rows, the mean over the corruption cells appended, with drops from clean."""
     clean = next(acc for name, _, acc in accuracies if name == "clean")
@@ -409,9 +581,9 @@ def evaluate_robustness(
     y : array-like of shape (n_images,)
         Their labels.
     corruptions : sequence of str, default=CORRUPTIONS
-        CIFAR-C corruptions to apply (at least one).
+        CIFAR-C corruptions to apply (at least one, each once).
     severities : sequence of int, default=(1, 2, 3, 4, 5)
-        Their severity levels (at least one).
+        Their severity levels (at least one, each once).
     noise_fraction : float, default=SEED_NOISE_FRACTION (0.03)
         Share of the pixels replaced in the ``pixel_noise`` row (the seed study's 3%).
     random_state : int, numpy.random.Generator or None, default=0
@@ -432,9 +604,13 @@ def evaluate_robustness(
 
     Raises
     ------
+    TypeError
+        For ``corruptions`` or ``severities`` given as one name or number rather than a
+        sequence.
     ValueError
-        For an unknown corruption, a severity outside 1..5, a noise fraction outside
-        [0, 1], empty or mismatched ``X`` and ``y``; before any prediction is made. For
+        For a corruption outside `CORRUPTIONS`, a severity outside 1..5, either given
+        twice, a noise fraction outside [0, 1], empty or mismatched ``X`` and ``y``, labels
+        ``y`` not among the estimator's ``classes_``; before any prediction is made. For
         pixel noise on images whose range cannot be told (standardised ones) and for
         ``corrupted_images`` of another shape than ``X``.
     sklearn.exceptions.NotFittedError
@@ -455,17 +631,13 @@ def evaluate_robustness(
     check_consistent_length(X, y)
     if len(y) == 0:
         raise ValueError("X and y are empty; robustness needs at least one test image")
-    corruptions, severities = tuple(corruptions), tuple(severities)
-    if not corruptions or not severities:
-        raise ValueError(
-            f"give at least one corruption and one severity; got corruptions={corruptions} "
-            f"and severities={severities}"
-        )
+    if hasattr(estimator, "classes_"):
+        y = check_labels(y, estimator.classes_)
+    corruptions = check_choices(corruptions, CORRUPTIONS, name="corruptions")
+    severities = check_choices(severities, SEVERITIES, name="severities")
+    _check_fraction(noise_fraction)
     cells = [("clean", 0)]
     cells += [(name, severity) for name in corruptions for severity in severities]
-    for name, severity in cells:
-        _check_perturbation(name, severity)
-    _check_fraction(noise_fraction)
     final_estimator, seen = classifier_input(estimator, X)
     noisy = perturb(seen, "pixel_noise", noise_fraction=noise_fraction, random_state=random_state)
     noise_accuracy = float(accuracy_score(y, final_estimator.predict(noisy)))

@@ -38,7 +38,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import augmix, perturbations
 from .augmentation import PerturbedImages, split_pending, warn_if_pending
-from .validation import check_images
+from .validation import check_images, check_same_scale, input_scale
 
 __all__ = [
     "Corruption",
@@ -215,6 +215,11 @@ class Standardize(TransformerMixin, BaseEstimator):
     image_shape_ : tuple of int
         ``(height, width)`` of the images seen in ``fit``; ``transform`` requires
         the same size.
+    input_scale_ : dict
+        The range of the pixel values seen in ``fit``, in the input's own units
+        (`sklcifar.validation.input_scale` with ``uint8_as_unit=False``): ``transform``
+        refuses images of another scale, e.g. floats in [0, 1] after a fit on ``uint8``
+        images, which it would map to a narrow band of meaningless values.
 
     Examples
     --------
@@ -246,6 +251,7 @@ class Standardize(TransformerMixin, BaseEstimator):
         self.scale_ = np.where(constant, 1.0, std)
         self.n_channels_in_ = X.shape[-1]
         self.image_shape_ = X.shape[1:3]
+        self.input_scale_ = input_scale(X, uint8_as_unit=False)
         return self
 
     def transform(self, X):
@@ -262,6 +268,7 @@ class Standardize(TransformerMixin, BaseEstimator):
                 f"X holds {X.shape[1]}x{X.shape[2]} images, but {type(self).__name__} was "
                 f"fitted on {self.image_shape_[0]}x{self.image_shape_[1]} images."
             )
+        check_same_scale(X, self.input_scale_, owner=type(self).__name__, uint8_as_unit=False)
         mean = self.mean_.astype(np.float32)
         scale = self.scale_.astype(np.float32)
         return (X.astype(np.float32) - mean) / scale

@@ -140,12 +140,14 @@ def check_images(
     return X
 
 
-def input_scale(X: np.ndarray) -> dict:
+def input_scale(X: np.ndarray, *, uint8_as_unit: bool = True) -> dict:
     """The scale of a validated batch: ``{"kind": "unit"}`` or a float range.
 
     ``uint8`` images and floats within [0, 1] share the unit scale (classifiers divide
     ``uint8`` by 255); other floats (0..255, standardised, ...) are recorded as
-    ``{"kind": "float", "min": low, "max": high}``.
+    ``{"kind": "float", "min": low, "max": high}``. With ``uint8_as_unit=False`` (for a
+    step that works in the input's own units, as `Standardize` does) ``uint8`` images are
+    a 0..255 range like floats of that range.
 
     Examples
     --------
@@ -155,43 +157,53 @@ def input_scale(X: np.ndarray) -> dict:
     {'kind': 'unit'}
     >>> input_scale(np.full((1, 2, 2, 1), 200.0))
     {'kind': 'float', 'min': 200.0, 'max': 200.0}
+    >>> input_scale(np.full((1, 2, 2, 1), 200, dtype=np.uint8), uint8_as_unit=False)
+    {'kind': 'float', 'min': 200.0, 'max': 200.0}
     """
-    if X.dtype == np.uint8:
+    if X.dtype == np.uint8 and uint8_as_unit:
         return {"kind": "unit"}
     low, high = float(X.min()), float(X.max())
-    if 0 <= low and high <= 1:
+    if X.dtype != np.uint8 and 0 <= low and high <= 1:
         return {"kind": "unit"}
     return {"kind": "float", "min": low, "max": high}
 
 
-def _describe(scale: dict) -> str:
+def _describe(scale: dict, uint8_as_unit: bool = True) -> str:
     if scale["kind"] == "unit":
-        return "uint8 pixels (0..255) or floats in [0, 1]"
-    return f"floats in [{scale['min']:g}, {scale['max']:g}]"
+        return "uint8 pixels (0..255) or floats in [0, 1]" if uint8_as_unit else "floats in [0, 1]"
+    return f"values in [{scale['min']:g}, {scale['max']:g}]"
 
 
-def check_same_scale(X: np.ndarray, fitted: dict, *, owner: str) -> None:
+def check_same_scale(
+    X: np.ndarray, fitted: dict, *, owner: str, uint8_as_unit: bool = True
+) -> None:
     """Refuse images whose scale differs from the training images' (``fitted``).
 
     A model fitted on the unit scale refuses floats outside [0, 1]; a model fitted on
     other floats refuses ``uint8`` images (which it would read as 0..1) and, when it was
     fitted on non-negative values beyond 2 (0..255 floats), floats wholly inside [0, 1].
+    ``uint8_as_unit`` as in :func:`input_scale`, with which ``fitted`` was recorded: when
+    false, ``uint8`` images are 0..255 values, accepted where the fit saw such a range and
+    refused where it saw floats in [0, 1] or standardised values.
     """
+    # Fitted on non-negative values beyond 2 (0..255 floats, or uint8 read in its units).
+    byte_range = fitted["kind"] == "float" and fitted["min"] >= 0 and fitted["max"] > 2
     if fitted["kind"] == "unit":
-        mismatch = input_scale(X)["kind"] != "unit"
+        mismatch = input_scale(X, uint8_as_unit=uint8_as_unit)["kind"] != "unit"
     elif X.dtype == np.uint8:
-        mismatch = True
+        mismatch = uint8_as_unit or not byte_range
     else:
         low, high = float(X.min()), float(X.max())
-        # Fitted on non-negative floats beyond 2 (0..255 floats): floats wholly in [0, 1]
-        # are unit-scale images (a black image, all 0, is black on either scale).
-        byte_range = fitted["min"] >= 0 and fitted["max"] > 2
+        # Floats wholly in [0, 1] are unit-scale images (a black image, all 0, is black
+        # on either scale).
         mismatch = byte_range and 0 <= low and 0 < high <= 1
     if mismatch:
-        got = "uint8 pixels (read as 0..1)" if X.dtype == np.uint8 else None
-        got = got or f"floats in [{float(X.min()):g}, {float(X.max()):g}]"
+        if X.dtype == np.uint8:
+            got = "uint8 pixels (read as 0..1)" if uint8_as_unit else "uint8 pixels (0..255)"
+        else:
+            got = f"floats in [{float(X.min()):g}, {float(X.max()):g}]"
         raise ValueError(
             f"X has {got}, but this {owner} was fitted on images with "
-            f"{_describe(fitted)}; predictions on another scale are meaningless. Pass images "
-            "on the scale used in fit."
+            f"{_describe(fitted, uint8_as_unit)}; predictions on another scale are meaningless. "
+            "Pass images on the scale used in fit."
         )

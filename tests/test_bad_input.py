@@ -21,10 +21,11 @@ from scipy import sparse
 
 from sklcifar import ConvNetClassifier, FastNetClassifier, training
 from sklcifar.cli import main
-from sklcifar.datasets import load_cifar
+from sklcifar.datasets import load_cifar, load_cifar_c
 from sklcifar.persistence import load_model, save_model
 from sklcifar.perturbations import corrupt
-from sklcifar.transformers import Grayscale
+from sklcifar.robustness import evaluate_robustness
+from sklcifar.transformers import Grayscale, Standardize
 
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "bad_input.md"
 _ROW = re.compile(r"^\| `([\w-]+)` \| .* \| (`?)([\w ]+?)\2 \| `(.+)` \|$", flags=re.MULTILINE)
@@ -95,6 +96,25 @@ def precision_env(monkeypatch):
     training.auto_precision()
 
 
+def standardize_scale():
+    Standardize().fit(X).transform(X / 255)
+
+
+def cifar_c_labels(tmp_path):
+    """A CIFAR-C folder of 5 x 10 images whose labels.npy is not one block repeated."""
+    np.save(tmp_path / "fog.npy", np.zeros((50, 8, 8, 3), np.uint8))
+    labels = np.tile(np.arange(10), 5)
+    labels[10:20] = labels[10:20][::-1]  # severity 2 lists its labels in another order
+    np.save(tmp_path / "labels.npy", labels)
+    load_cifar_c(tmp_path, "fog", 1)
+
+
+def npz_not_zip(fitted, tmp_path, capsys):
+    save_model(fitted, tmp_path / "fitted.sklcifar")
+    (tmp_path / "notes.npz").write_text("images and labels")
+    command("score {tmp}/fitted.sklcifar --data {tmp}/notes.npz", tmp_path, capsys)
+
+
 class CommandFailed(Exception):
     """``main`` returned 2; the message is what it printed on stderr."""
 
@@ -142,7 +162,12 @@ CASES = {
         X, Y
     ),
     "precision-env": lambda f, t, c, m, a: precision_env(m),
+    "report-foreign-labels": lambda f, t, c, m, a: evaluate_robustness(f, X, Y + 10),
+    "report-severity-twice": lambda f, t, c, m, a: evaluate_robustness(f, X, Y, severities=[1, 1]),
+    "report-one-corruption": lambda f, t, c, m, a: evaluate_robustness(f, X, Y, corruptions="fog"),
+    "standardize-scale": lambda f, t, c, m, a: standardize_scale(),
     "save-existing": lambda f, t, c, m, a: existing(f, t),
+    "save-overwrite-string": lambda f, t, c, m, a: save_model(f, t / "m.sklcifar", overwrite="no"),
     "save-suffix": lambda f, t, c, m, a: save_model(f, t / "model.bin"),
     "save-unstorable": lambda f, t, c, m, a: unstorable(f, t),
     "load-pickle-as-safe": lambda f, t, c, m, a: (
@@ -151,6 +176,8 @@ CASES = {
     ),
     "load-foreign-class": lambda f, t, c, m, a: foreign_class(t),
     "cifar-crafted-pickle": lambda f, t, c, m, a: crafted_cifar(t, a),
+    "cifar-c-labels": lambda f, t, c, m, a: cifar_c_labels(t),
+    "cli-npz-not-zip": lambda f, t, c, m, a: npz_not_zip(f, t, c),
     "cli-abbreviation": lambda f, t, c, m, a: command("train --data {data} --epoch 3", t, c),
     "cli-output-is-input": lambda f, t, c, m, a: command(
         "perturb --data {data} --corruption clean --out {data} --force", t, c

@@ -64,6 +64,15 @@ def test_bad_files_are_refused(cifar_c):
     np.save(cifar_c / "labels.npy", np.zeros(199, dtype=np.int64))
     with pytest.raises(ValueError, match=r"one label per image of snow.npy, shape \(200,\)"):
         load_cifar_c(cifar_c, "snow", 1)
+    np.save(cifar_c / "labels.npy", np.arange(200))
+    with pytest.raises(ValueError, match="does not repeat one block of 40 labels"):
+        load_cifar_c(cifar_c, "snow", 1)
+    np.save(cifar_c / "labels.npy", np.zeros(200))
+    with pytest.raises(ValueError, match="float64 labels; expected integer"):
+        load_cifar_c(cifar_c, "snow", 1)
+    (cifar_c / "labels.npy").write_text("not numpy")
+    with pytest.raises(ValueError, match="not a .npy file"):
+        load_cifar_c(cifar_c, "snow", 1)
 
 
 def run(capsys, command: str) -> tuple[int, str, str]:

@@ -3,6 +3,7 @@
 import csv
 import json
 import shlex
+import zipfile
 
 import joblib
 import numpy as np
@@ -216,12 +217,21 @@ def bad_files(tmp_path):
     (tmp_path / "random.joblib").write_bytes(np.random.default_rng(0).bytes(2000))
     joblib.dump(make_pipeline("convnet"), tmp_path / "unfitted.joblib")
     (tmp_path / "broken.npz").write_bytes(b"not a zip file")
+    for name, member in [("damaged", b"\x93NUMPY\x01\x00cut short"), ("raw", b"not an array")]:
+        with zipfile.ZipFile(tmp_path / f"{name}.npz", "w") as archive:  # zips, not of arrays
+            archive.writestr("images.npy", member)
+            archive.writestr("labels.npy", member)
     labels = np.arange(10)
     images = np.zeros((10, 32, 32, 3), np.uint8)
     np.savez(tmp_path / "small.npz", images=np.zeros((10, 28, 28), np.uint8), labels=labels)
     np.savez(tmp_path / "flat.npz", images=images.reshape(10, -1), labels=labels)
     np.savez(tmp_path / "short.npz", images=images, labels=labels[:9])
     np.savez(tmp_path / "unlabelled.npz", images=images)
+    np.savez(tmp_path / "foreign.npz", images=images, labels=labels + 10)
+    np.savez(tmp_path / "strings.npz", images=images, labels=labels.astype(str))
+    np.savez(tmp_path / "floats.npz", images=images, labels=labels.astype(float))
+    np.savez(tmp_path / "two_names.npz", images=images, labels=labels, target_names=["a", "b"])
+    (tmp_path / "notes.txt").write_text("not a folder")
     return tmp_path
 
 
@@ -278,6 +288,20 @@ BAD_WITHOUT_MODEL = [
         "expected KEY=VALUE; got 'epochs'",
     ),
     ("train --data {archive} --epochs 2 --param epochs=3", "--param epochs=... repeats a value"),
+    (
+        "train --data {tmp}/missing.tar.gz --param random_state=3",
+        "--param random_state: the seed has a flag of its own; give --random-state N",
+    ),
+    (
+        "perturb --data {archive} --corruption clean --random-state -1 --out {tmp}/x.npz",
+        "argument --random-state: must be 0 or a positive integer; got '-1'",
+    ),
+    (
+        "train --data {tmp}/missing.tar.gz --random-state 1.5",
+        "argument --random-state: must be 0 or a positive integer; got '1.5'",
+    ),
+    ("score {tmp}/missing.joblib --data {archive} --random-state -3", "got '-3'"),
+    ("report {tmp}/missing.joblib --data {archive} --out {tmp}/r --random-state x", "got 'x'"),
     ("train --data {archive} --classifier fastnet --preset m12", "fastnet has none"),
     ("train --data {archive} --epochs 0", "argument --epochs: must be a positive integer; got '0'"),
     ("train --data {archive} --minutes -1", "argument --minutes: must be a positive number"),
@@ -301,7 +325,9 @@ BAD_WITH_MODEL = [
         "'labels' has shape (9,); expected one label per image",
     ),
     ("score {model} --data {tmp}/unlabelled.npz", "lacks ['labels']"),
-    ("score {model} --data {tmp}/broken.npz", "is not a readable .npz file"),
+    ("score {model} --data {tmp}/broken.npz", "broken.npz is not an .npz file (not a zip"),
+    ("score {model} --data {tmp}/damaged.npz", "damaged.npz is not a readable .npz file"),
+    ("score {model} --data {tmp}/raw.npz", "['images', 'labels'] are not numpy arrays"),
     ("score {model} --data {tmp}/missing.npz", "missing.npz' does not exist"),
     ("score {model} --data {archive} --corruption fog --severity 6", "invalid choice: 6"),
     (
@@ -309,6 +335,26 @@ BAD_WITH_MODEL = [
         "comma-separated list from 1, 2",
     ),
     ("report {model} --data {archive} --out {tmp}/r --corruptions fog,haze", "got 'fog,haze'"),
+    (
+        "report {model} --data {archive} --out {tmp}/r --corruptions fog,fog,brightness",
+        "argument --corruptions: 'fog,fog,brightness' lists 'fog' more than once",
+    ),
+    (
+        "report {model} --data {archive} --out {tmp}/r --severities 1,1",
+        "argument --severities: '1,1' lists 1 more than once",
+    ),
+    (
+        "report {model} --data {tmp}/foreign.npz --out {tmp}/r",
+        "foreign.npz holds labels that are not among the classes of ",
+    ),
+    ("score {model} --data {tmp}/foreign.npz", "10, 11, 12, 13, 14, 15, 16, 17, 18, 19 (int)"),
+    ("score {model} --data {tmp}/strings.npz", "strings.npz holds labels that are not among"),
+    ("score {model} --data {tmp}/floats.npz", "0.0, 1.0, 2.0"),
+    (
+        "report {model} --data {tmp}/two_names.npz --out {tmp}/r",
+        "two_names.npz holds 2 names but there are 10 classes (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)",
+    ),
+    ("report {model} --data {archive} --out {tmp}/notes.txt", "--out must be a folder"),
 ]
 
 
@@ -332,6 +378,15 @@ def test_bad_data_for_a_model_exits_2_with_one_line(
     assert_usage_error(
         capsys, command, message, model=tiny_model_path, archive=archive, tmp=bad_files
     )
+
+
+@pytest.mark.parametrize("data", ["foreign.npz", "two_names.npz"])
+def test_report_on_foreign_labels_or_names_writes_nothing(capsys, tiny_model_path, bad_files, data):
+    out_dir = bad_files / "r"
+    command = "report {model} --data {data} --out {out} --corruptions fog --severities 1"
+    code, _, err = run(capsys, command, model=tiny_model_path, data=bad_files / data, out=out_dir)
+    assert code == 2, err
+    assert list(out_dir.iterdir()) == []
 
 
 def test_help_comes_from_the_docstrings(capsys):

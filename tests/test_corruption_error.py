@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 import numpy as np
@@ -88,6 +89,27 @@ def test_report_round_trips_through_json():
         RobustnessReport.from_dict({"rows": []})
 
 
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([], "expected a clean, a pixel_noise and a mean_corruption row"),
+        (MODEL.rows[:1] + MODEL.rows[2:], "got the rows ('clean', 0), ('fog', 1)"),
+        (MODEL.rows[:3] + MODEL.rows[2:], r"the row ('fog', 1) appears twice"),
+        ([{"perturbation": "clean"}], "a row lacks ['severity', 'accuracy', 'drop']"),
+        (
+            [*MODEL.rows, {**MODEL.rows[0], "perturbation": "haze"}],
+            "unknown perturbation 'haze'",
+        ),
+    ],
+)
+def test_report_from_dict_refuses_rows_no_report_holds(rows, message):
+    # They would fail later as a bare KeyError, or count a cell twice.
+    data = {**MODEL.to_dict(), "rows": [dict(row) for row in rows]}
+    with pytest.raises(ValueError, match=re.escape(message)) as error:
+        RobustnessReport.from_dict(data)
+    assert str(error.value).startswith("not a robustness report: ")
+
+
 class RecordingDummy(DummyClassifier):
     def predict(self, X):
         type(self).seen.append(np.asarray(X))
@@ -143,6 +165,12 @@ def test_report_with_a_baseline_model_and_report(
         f"report {tiny_model_path} {common} --subset 20 --out {tmp_path}/c --baseline {saved}",
     )
     assert code == 2 and "different test sets" in err
+    (tmp_path / "bad.json").write_text(json.dumps({"n_images": 40}))
+    code, _, err = run(
+        capsys,
+        f"report {tiny_model_path} {common} --out {tmp_path}/d --baseline {tmp_path}/bad.json",
+    )
+    assert code == 2 and f"--baseline {tmp_path}/bad.json: not a robustness report" in err
 
 
 def test_perturb_writes_grey_images_with_the_seeds_noise(capsys, tmp_path, make_cifar_archive):

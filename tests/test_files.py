@@ -46,6 +46,19 @@ def test_existing_file_is_refused_without_overwrite(tmp_path):
     assert target.read_bytes() == b"new"
 
 
+@pytest.mark.parametrize("overwrite", ["no", 1, None])
+def test_overwrite_must_be_a_bool(tmp_path, overwrite):
+    # "no" is truthy: taken as a bool it would replace the file it was meant to keep.
+    target = tmp_path / "model.joblib"
+    target.write_bytes(b"old")
+    with pytest.raises(TypeError, match="overwrite must be True or False"):
+        with atomic_write(target, overwrite=overwrite) as f:
+            f.write(b"new")
+    with pytest.raises(TypeError, match="overwrite must be True or False"):
+        check_output_path(target, overwrite=overwrite)
+    assert target.read_bytes() == b"old"
+
+
 def test_an_error_mid_write_leaves_the_previous_file(tmp_path):
     target = tmp_path / "model.joblib"
     target.write_bytes(b"previous model")

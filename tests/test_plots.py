@@ -1,5 +1,7 @@
 """Tests of sklcifar.plots: what each figure shows, and that it is written as PNG."""
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -64,6 +66,48 @@ def test_confusion_matrix_counts_on_given_axes():
     assert returned is ax
     np.testing.assert_array_equal(ax.images[0].get_array(), [[0, 1], [0, 2]])
     assert sorted(text.get_text() for text in ax.texts) == ["0", "0", "1", "2"]
+
+
+def test_confusion_matrix_is_over_the_given_classes():
+    # Integer labels that are not 0..n-1 (a model's classes_) map to the names in order.
+    ax = plot_confusion_matrix(
+        [1, 2, 1, 2, 2], [1, 2, 2, 2, 1], ["1", "2"], classes=[1, 2], normalize=False
+    )
+    np.testing.assert_array_equal(ax.images[0].get_array(), [[1, 1], [1, 2]])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_pred", "names", "classes", "message"),
+    [
+        # Without classes, integer labels index the names: label 2 has none.
+        (
+            [1, 2, 1],
+            [1, 2, 2],
+            ["1", "2"],
+            None,
+            "y_true holds labels that are not among the indices of class_names (pass "
+            "classes=model.classes_ for other labels): 2 (int)",
+        ),
+        (
+            np.arange(10),
+            np.arange(10),
+            ["a", "b"],
+            np.arange(10),
+            "class_names holds 2 names but there are 10 classes (0, 1, 2, 3, 4, 5, 6, 7, 8, "
+            "9); expected one name per class",
+        ),
+        ([0, 1], [0, 5], ["a", "b"], [0, 1], "y_pred holds labels that are not among classes: 5"),
+        (["0", "1"], [0, 1], ["a", "b"], [0, 1], "y_true holds labels that are not among"),
+        (["cat", "cow"], ["cat", "cat"], ["cat", "dog"], None, "among class_names: 'cow'"),
+        ([0, 1], [0, 1], "ab", None, "class_names must be a sequence of names"),
+    ],
+)
+def test_confusion_matrix_refuses_labels_or_names_of_other_classes(
+    y_true, y_pred, names, classes, message
+):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        plot_confusion_matrix(y_true, y_pred, names, classes=classes)
 
 
 def test_confusion_matrix_of_many_classes_has_no_cell_values():

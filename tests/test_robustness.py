@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -157,24 +158,65 @@ def test_report_of_chosen_cells_and_generator_seed(dummy, images):
         report.row("fog", 1)
 
 
+class Exploding(DummyClassifier):
+    def predict(self, X):
+        raise AssertionError("predicted before checking the settings")
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"corruptions": ["fog", "haze"]}, "unknown perturbation 'haze'"),
-        ({"severities": [0]}, "must be 1..5; got 0"),
-        ({"severities": [1, 6]}, "must be 1..5; got 6"),
+        ({"corruptions": ["fog", "haze"]}, "corruptions holds 'haze', which is not a valid"),
+        ({"severities": [0]}, r"severities holds 0, .*expected values from: 1, 2, 3, 4, 5"),
+        ({"severities": [1, 6]}, "severities holds 6"),
+        ({"severities": [2.0]}, "severities holds 2.0"),
+        ({"severities": [True]}, "severities holds True"),
         ({"noise_fraction": 1.5}, r"noise_fraction must be a share of the pixels in \[0, 1\]"),
-        ({"corruptions": []}, "at least one corruption and one severity"),
+        ({"corruptions": []}, "corruptions is empty; give at least one"),
+        # Repeats would weigh twice in mean_corruption and repeat rows.
+        ({"corruptions": ["fog", "fog", "brightness"]}, "corruptions lists 'fog' more than once"),
+        ({"severities": [1, 1]}, "severities lists 1 more than once"),
+        # Only CIFAR-C corruptions: clean and pixel_noise are rows of every report already.
+        (
+            {"corruptions": ["pixel_noise"], "severities": [0]},
+            "corruptions holds 'pixel_noise', which is not a valid value; expected values "
+            "from: gaussian_noise,",
+        ),
+        ({"corruptions": ["clean"]}, "corruptions holds 'clean'"),
     ],
 )
 def test_report_rejects_bad_settings_before_predicting(images, settings, message):
-    class Exploding(DummyClassifier):
-        def predict(self, X):
-            raise AssertionError("predicted before checking the settings")
-
     model = Exploding().fit(images, np.arange(12) % 3)
     with pytest.raises(ValueError, match=message):
         evaluate_robustness(model, images, np.arange(12) % 3, **settings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"corruptions": "fog"}, r"corruptions must be a sequence .*not str 'fog' .*\['fog'\]"),
+        ({"severities": 3}, r"severities must be a sequence .*not int 3 .*\[3\]"),
+    ],
+)
+def test_report_refuses_one_name_or_level_outside_a_sequence(images, settings, message):
+    model = Exploding().fit(images, np.arange(12) % 3)
+    with pytest.raises(TypeError, match=message):
+        evaluate_robustness(model, images, np.arange(12) % 3, **settings)
+
+
+@pytest.mark.parametrize(
+    ("labels", "shown"),
+    [
+        (np.arange(12) % 3 + 10, "10, 11, 12 (int)"),
+        ((np.arange(12) % 3).astype(str), "'0', '1', '2' (str)"),
+        ((np.arange(12) % 3).astype(float), "0.0, 1.0, 2.0 (float)"),
+    ],
+)
+def test_report_refuses_labels_outside_the_models_classes(images, labels, shown):
+    model = Exploding().fit(images, np.arange(12) % 3)
+    expected = f"y holds labels that are not among the model's classes: {shown}; expected labels "
+    with pytest.raises(ValueError, match=re.escape(expected + "from 0, 1, 2 (int)")):
+        evaluate_robustness(model, images, labels)
 
 
 def test_report_rejects_unfitted_and_mismatched_input(dummy, images):

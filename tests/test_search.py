@@ -260,6 +260,8 @@ def test_run_search_timeout_stops_starting_trials(images):
         ({"max_retry": -1}, "max_retry must be >= 0"),
         ({"families": ["resnet50"]}, "cannot be searched"),
         ({"space": {"convnet": {"depth": 3}}}, "must be a table"),
+        ({"fixed": {"filters": -4}}, r"\['filters'\] are invalid for the 'convnet'.*Got -4"),
+        ({"fixed": {"noise_fraction": 2}}, "PixelNoise must be a float in the range"),
     ],
 )
 def test_run_search_rejects_bad_arguments_before_creating_a_study(images, tmp_path, options, match):

@@ -184,6 +184,64 @@ def test_bad_input_fails_in_one_line_before_writing_a_study(
     assert not (out / "study.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (
+            ["--param", "filters=-4"],
+            "fixed parameters ['filters'] are invalid for the 'convnet' classifier: The "
+            "'filters' parameter of ConvNetClassifier must be an int in the range [1, inf) or "
+            "None. Got -4 instead.",
+        ),
+        (
+            ["--show-space", "--param", "filters=-4"],
+            "'filters' parameter of ConvNetClassifier must be an int",
+        ),
+        (["--param", "noise_fraction=2"], "fixed parameters ['noise_fraction'] are invalid"),
+        (
+            ["--subset", "40", "--validation-images", "0"],
+            "--validation-images 0 splits each trial's 40 images by its validation_fraction "
+            "0.1: 4 to score it, 36 to train on, but each side needs an image of each of the "
+            "10 classes of CIFAR-10 (the fewest of a CIFAR set); give --validation-images 10 "
+            "or more, or --subset 100 or more",
+        ),
+        (["--validation-images", "0", "--param", "validation_fraction=0"], "holds out none"),
+        (["--validation-images", "5"], "--validation-images 5 is too few for the 10 classes"),
+        (["--subset", "15"], "--subset 15 is too small for the 10 classes"),
+        (["--seed", "-1"], "argument --seed: must be 0 or a positive integer; got '-1'"),
+    ],
+)
+def test_input_errors_come_in_one_line_before_the_data_is_loaded(tmp_path, capsys, extra, match):
+    # A missing archive: loading it would fail with "does not exist" instead.
+    argv = ["search", "--data", str(tmp_path / "missing.tar.gz"), "--no-progress"]
+    out = tmp_path / "run"
+    assert main([*argv, "--output", str(out), "--families", "convnet", *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert match in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_image_counts_are_checked_against_the_loaded_classes_before_any_trial(
+    make_cifar_archive, tmp_path, capsys, monkeypatch
+):
+    from sklcifar.search import command
+
+    monkeypatch.setattr(command, "run_search", lambda *args, **kwargs: pytest.fail("trials ran"))
+    # 200 train images of CIFAR-100's 20 superclasses: enough for CIFAR-10's 10 classes
+    # before loading, too few for 20 after.
+    archive = make_cifar_archive("cifar100", n_per_class_train=2)
+    out = tmp_path / "run"
+    argv = ["search", "--data", str(archive), "--output", str(out), "--families", "convnet"]
+    assert main([*argv, "--subset", "100", "--validation-images", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "10 to score it, 90 to train on" in err and "of the 20 classes of " in err
+    assert "--subset 200 or more" in err and len(err.strip().splitlines()) == 1
+    assert main([*argv, "--subset", "30"]) == 2
+    assert "--subset 30 is too small for the 20 classes" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_output_that_is_a_file(cifar10_archive, tmp_path, capsys):
     out = tmp_path / "taken"
     out.write_text("not a folder")

@@ -174,6 +174,19 @@ def test_standardize_errors():
         Standardize(per_channel="yes").fit(images)
 
 
+def test_standardize_refuses_images_of_another_scale():
+    # Fitted on uint8 0..255, then given the same images as floats in [0, 1]: without the
+    # check every pixel would land in a narrow band far below zero, silently.
+    images = _uint8_images()
+    scaler = Standardize().fit(images)
+    np.testing.assert_array_equal(scaler.transform(images), scaler.transform(images * 1.0))
+    with pytest.raises(ValueError, match=r"X has floats in \[.*\], but this Standardize"):
+        scaler.transform(images / 255.0)
+    unit = Standardize().fit(images / 255.0)
+    with pytest.raises(ValueError, match=r"uint8 pixels \(0..255\).*floats in \[0, 1\]"):
+        unit.transform(images)
+
+
 # -------------------------------------------------------------------- perturbations
 @pytest.mark.parametrize("apply", ["fit", "always"])
 def test_pipeline_semantics(apply):

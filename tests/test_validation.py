@@ -81,3 +81,35 @@ def test_other_scale_refused(fitted, X, got):
 
 def test_input_scale_of_uint8_and_unit_floats_is_one_scale():
     assert input_scale(np.zeros((1, 2, 2, 1), np.uint8)) == input_scale(np.ones((1, 2, 2, 1)))
+
+
+# A step that works in the input's own units (Standardize): uint8 is 0..255, not 0..1.
+@pytest.mark.parametrize(
+    ("fitted", "X"),
+    [
+        (BYTE_FLOATS, np.full((1, 2, 2, 1), 200, np.uint8)),
+        (BYTE_FLOATS, np.full((1, 2, 2, 1), 200.0)),
+        (UNIT, np.full((1, 2, 2, 1), 0.5)),
+    ],
+)
+def test_same_units_accepted(fitted, X):
+    check_same_scale(X, fitted, owner="Step", uint8_as_unit=False)
+
+
+@pytest.mark.parametrize(
+    ("fitted", "X", "got"),
+    [
+        (UNIT, np.full((1, 2, 2, 1), 200, np.uint8), r"uint8 pixels \(0..255\)"),
+        (BYTE_FLOATS, np.full((1, 2, 2, 1), 0.8), r"floats in \[0.8, 0.8\]"),
+        (STANDARDISED, np.full((1, 2, 2, 1), 3, np.uint8), r"uint8 pixels \(0..255\)"),
+    ],
+)
+def test_other_units_refused(fitted, X, got):
+    with pytest.raises(ValueError, match=f"X has {got}, but this Step was fitted on"):
+        check_same_scale(X, fitted, owner="Step", uint8_as_unit=False)
+
+
+def test_input_scale_of_uint8_in_its_own_units_is_a_byte_range():
+    scale = input_scale(np.array([[[[3]], [[250]]]], np.uint8), uint8_as_unit=False)
+    assert scale == {"kind": "float", "min": 3.0, "max": 250.0}
+    assert input_scale(np.ones((1, 2, 2, 1)), uint8_as_unit=False) == {"kind": "unit"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -25,14 +26,17 @@ from ..cli import (
     _fraction,
     _interactive,
     _key_value,
+    _non_negative_int,
     _positive_int,
     _positive_number,
+    _zero_or,
 )
 from ..datasets import default_source, load_cifar, stratified_subset
 from ..files import atomic_path, atomic_write
 from ..machine import describe_machine
 from ..persistence import save_model
 from ..perturbations import SEED_NOISE_FRACTION
+from ..pipelines import CLASSIFIERS
 from ..plots import plot_robustness, save_figure
 from ..robustness import evaluate_robustness
 from .fidelity import FIDELITIES, PRUNERS, describe_fidelity
@@ -47,10 +51,10 @@ from .report import (
     standard_error,
     write_search_report,
 )
-from .space import BUILTIN_SPACE, describe_space, load_space, parse_space
+from .space import BUILTIN_SPACE, _resolve_space, describe_space, load_space, parse_space
 from .storage import check_storage_url, open_storage
 from .study import run_search
-from .trial import OBJECTIVES
+from .trial import OBJECTIVES, check_fixed_values
 
 # Sized for about 17 minutes on 2 CPU cores: 3 minutes of trials on a 4,000-image
 # subset scored on 2,000 other images, a 12-minute refit on the whole training split,
@@ -75,19 +79,6 @@ def _subset(text: str) -> int | None:
     return None if text == "all" else _positive_int(text)
 
 
-def _zero_or(parse, zeros: tuple[str, ...], what: str):
-    """An argument type: one of ``zeros`` for 0, else what ``parse`` accepts."""
-
-    def parse_or_zero(text: str):
-        try:
-            return 0 if text.strip() in zeros else parse(text)
-        except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(f"must be 0 or {what}; got {text!r}") from None
-
-    return parse_or_zero
-
-
-_count = _zero_or(_positive_int, ("0",), "a positive integer")
 _seconds_or_off = _zero_or(_positive_number, ("0", "0.0"), "positive seconds")
 
 
@@ -135,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     budget.add_argument(
         "--validation-images",
-        type=_count,
+        type=_non_negative_int,
         default=DEFAULTS["validation_images"],
         metavar="N",
         help="stratified images of the train split, outside the subset, that score every "
@@ -169,7 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     budget.add_argument(
         "--seed",
-        type=int,
+        type=_non_negative_int,
         default=0,
         help="seeds the subset, sampler and networks; give workers started "
         "together different seeds (default %(default)s)",
@@ -305,6 +296,9 @@ def _space(args: argparse.Namespace) -> dict:
     """The space definition, families and fixed parameters, checked; UsageError if bad."""
     definition = load_space(args.space if args.space else BUILTIN_SPACE)
     describe_space(args.families, dict(args.fixed), parse_space(definition))
+    # Here, not in a trial: a value every trial would refuse must not cost the data
+    # loading and end in the trials' tracebacks.
+    check_fixed_values(args.families, dict(args.fixed))
     if args.max_retry < 0:
         raise UsageError(f"--max-retry must be >= 0; got {args.max_retry}")
     if args.grace_period <= args.heartbeat_interval:
@@ -342,6 +336,81 @@ def _check_output(args: argparse.Namespace) -> None:
         raise UsageError(f"--output {str(args.output)!r} is a file; give a folder")
     if args.output.is_dir():
         _check_outputs(args, *output_files(args))
+
+
+#: Classes of CIFAR-10, the fewest of any CIFAR set (CIFAR-100 has 20 or 100): image
+#: counts too small for them are refused before the data is loaded.
+FEWEST_CLASSES = 10
+
+
+def _trial_fractions(args: argparse.Namespace, definition: dict) -> set[float]:
+    """The ``validation_fraction`` values the searched families' trials hold out of their
+    images with --validation-images 0: fixed, or the classifier's default; a family whose
+    space searches it is left out (its value is not known before the trial)."""
+    fixed = dict(args.fixed)
+    spaces = _resolve_space(args.families, fixed, parse_space(definition))
+    return {
+        fixed.get("validation_fraction", CLASSIFIERS[family]().validation_fraction)
+        for family, params in spaces.items()
+        if all(param.target != "validation_fraction" for param in params)
+    }
+
+
+def _smallest_subset(fraction: float, n_classes: int) -> int:
+    """The fewest images of which ``fraction`` splits off at least one image per class,
+    leaving one per class (``ImageClassifier``'s stratified validation split)."""
+    n = max(2 * n_classes, math.ceil(n_classes / fraction), math.ceil(n_classes / (1 - fraction)))
+    while min(math.ceil(fraction * n), n - math.ceil(fraction * n)) < n_classes:
+        n += 1
+    return n
+
+
+def _check_image_counts(
+    args: argparse.Namespace,
+    fractions: set[float],
+    n_classes: int,
+    classes: str,
+    n_images: int | None = None,
+) -> None:
+    """Refuse a --subset or --validation-images too small for ``n_classes`` classes
+    (``classes`` names them in the message) in the search's own flags, before any trial.
+
+    ``fractions`` are the trials' ``validation_fraction`` values (``_trial_fractions``),
+    which --validation-images 0 holds out of each trial's images: of the --subset, or of
+    the train split's ``n_images`` (None: not loaded yet, so not checked).
+    """
+    subset, validation = args.subset, args.validation_images
+    if subset is not None and subset < 2 * n_classes:
+        raise UsageError(
+            f"--subset {subset} is too small for {classes}: a subset needs at least two "
+            f"images per class; give --subset {2 * n_classes} or more"
+        )
+    if 0 < validation < n_classes:
+        raise UsageError(
+            f"--validation-images {validation} is too few for {classes}: every class needs "
+            f"a validation image; give {n_classes} or more, or 0"
+        )
+    if validation:
+        return
+    if 0 in fractions:
+        raise UsageError(
+            "--validation-images 0 scores each trial on a validation_fraction of its images, "
+            "but --param validation_fraction=0 holds out none; give --validation-images N or "
+            "a validation_fraction above 0"
+        )
+    n = subset if subset is not None else n_images
+    if n is None:
+        return
+    for fraction in sorted(fractions):
+        held_out = math.ceil(fraction * n)
+        if min(held_out, n - held_out) < n_classes:
+            raise UsageError(
+                f"--validation-images 0 splits each trial's {n} images by its "
+                f"validation_fraction {fraction:g}: {held_out} to score it, "
+                f"{n - held_out} to train on, but each side needs an image of each of "
+                f"{classes}; give --validation-images {n_classes} or more, or "
+                f"--subset {_smallest_subset(fraction, n_classes)} or more"
+            )
 
 
 def _robustness(model, X, y, args: argparse.Namespace) -> dict:
@@ -412,16 +481,23 @@ def search_images(
 def run(args: argparse.Namespace) -> dict:
     """Search, then (unless --search-only) refit, test and report; the summary.
 
-    Everything checkable (space, options, storage, output folder) is checked before the
-    data is loaded or anything is written.
+    Everything checkable (space, fixed values, options, image counts against CIFAR-10's
+    classes, storage, output folder) is checked before the data is loaded or anything is
+    written; the image counts again against the data's own classes before any trial.
     """
     started = time.monotonic()
     definition = _space(args)
+    fractions = _trial_fractions(args, definition)
+    fewest = f"the {FEWEST_CLASSES} classes of CIFAR-10 (the fewest of a CIFAR set)"
+    _check_image_counts(args, fractions, FEWEST_CLASSES, fewest)
     _check_output(args)
     if args.storage is not None:
         check_storage_url(args.storage)
     source = args.data or default_source()
     train = load_cifar(source, split="train", label_mode=args.label_mode)
+    n_classes = len(np.unique(train.target))
+    classes = f"the {n_classes} classes of {source}"
+    _check_image_counts(args, fractions, n_classes, classes, n_images=len(train.target))
     (X, y), validation, outside_validation = search_images(
         train.images,
         train.target,

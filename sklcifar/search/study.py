@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .fidelity import data_schedule, describe_fidelity, make_pruner
 from .space import BUILTIN_SPACE, _resolve_space, default_trial, load_space, parse_space
 from .storage import MAX_RETRY, _experimental_ok, open_storage
-from .trial import OBJECTIVES, TrainingProcessDied
+from .trial import OBJECTIVES, TrainingProcessDied, check_fixed_values
 from .trial import objective as trial_objective
 
 
@@ -237,6 +237,7 @@ def run_search(
     definition = load_space(BUILTIN_SPACE if space is None else space)
     parsed = parse_space(definition)
     _resolve_space(families, fixed, parsed)
+    check_fixed_values(families, fixed)
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}; got {objective!r}.")
     if n_trials < 1:

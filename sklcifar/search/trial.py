@@ -31,7 +31,7 @@ from ..perturbations import SEED_NOISE_FRACTION, pixel_noise
 from ..pipelines import make_pipeline
 from ..transformers import PixelNoise
 from .fidelity import fit_in_stages
-from .space import NOISE_FRACTION, Param, suggest_params
+from .space import NOISE_FRACTION, Param, _parameters, suggest_params
 
 #: What a trial maximises, by name: the epoch-log key it reads.
 OBJECTIVES = {
@@ -71,6 +71,49 @@ def build_pipeline(family: str, params: Mapping[str, Any], **extra) -> Pipeline:
         noise = PixelNoise(fraction, random_state=extra.get("random_state"))
         pipeline.steps.insert(len(pipeline.steps) - 1, ("noise", noise))
     return pipeline
+
+
+def check_fixed_values(families: Sequence[str], fixed: Mapping[str, Any]) -> None:
+    """Refuse fixed values a family's pipeline would refuse when a trial fits it.
+
+    Each family's pipeline is built with the fixed parameters it has (the others at their
+    defaults) and its steps check their parameters as ``fit`` does, so that a bad value
+    stops the search before any data is loaded rather than failing every trial. Run
+    ``space._resolve_space`` first: it checks the names.
+
+    Parameters
+    ----------
+    families : sequence of str
+        Classifier families searched.
+    fixed : mapping
+        Estimator parameters (and ``noise_fraction``) held at a value.
+
+    Raises
+    ------
+    ValueError
+        Naming the family and the estimator's own message about the value.
+
+    Examples
+    --------
+    >>> from sklcifar.search.trial import check_fixed_values
+    >>> check_fixed_values(["convnet"], {"filters": -4})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: fixed parameters ['filters'] are invalid for the 'convnet' ...Got -4 instead.
+    """
+    for family in families:
+        own = {name: value for name, value in fixed.items() if name in _parameters(family)}
+        if not own:
+            continue
+        try:
+            # Past the grayscale step, which no fixed value reaches (and which has no checks).
+            for _, step in build_pipeline(family, own).steps[1:]:
+                step._validate_params()
+        # scikit-learn's InvalidParameterError is both; the architecture checks raise either.
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"fixed parameters {sorted(own)} are invalid for the {family!r} classifier: {error}"
+            ) from None
 
 
 class NoisyValidation(keras.callbacks.Callback):
