@@ -682,8 +682,10 @@ class RobustMix(PerturbationTransformer):
 
     Parameters
     ----------
-    severity : float in (0, 10], default=3
-        Strength of the operations (AugMix's scale and default; PRIME's ranges at 3).
+    severity : float in (0, 10], default=ROBUST_SEVERITY (1)
+        Strength of the operations on AugMix's scale (AugMix's default and PRIME's
+        ranges at 3; milder by default, which costs less clean accuracy, see
+        :data:`sklcifar.augmix.ROBUST_SEVERITY`).
     width : int >= 0, default=3
         Chains mixed per image; 0 for noise only.
     operations : tuple of str, default=ROBUST_OPERATIONS
@@ -745,7 +747,7 @@ class RobustMix(PerturbationTransformer):
 
     def __init__(
         self,
-        severity=3,
+        severity=augmix.ROBUST_SEVERITY,
         width=3,
         operations=augmix.ROBUST_OPERATIONS,
         mix_probability=1.0,

@@ -11,6 +11,7 @@ from sklcifar.augmix import (
     OPERATIONS,
     PRIME_OPERATIONS,
     ROBUST_OPERATIONS,
+    ROBUST_SEVERITY,
     robust_mix,
 )
 from sklcifar.estimators import ROBUST_AUGMENT
@@ -35,6 +36,17 @@ def test_mixture_is_seeded_and_keeps_dtype():
     assert (a != robust_mix(IMAGES, random_state=2)).any()
     floats = robust_mix(IMAGES / 255.0, random_state=1)
     assert floats.dtype == np.float64 and 0 <= floats.min() and floats.max() <= 1
+
+
+def test_default_severity_bends_the_images_less_than_augmix_default():
+    def change(**params):
+        mixed = robust_mix(IMAGES, noise_probability=0.0, random_state=0, **params)
+        return np.abs(mixed.astype(float) - IMAGES).mean()
+
+    assert ROBUST_SEVERITY < 3
+    assert change() < change(severity=3)
+    assert change(severity=ROBUST_SEVERITY) == change()
+    assert RobustMix().severity == ROBUST_SEVERITY
 
 
 def test_noise_fraction_varies_within_the_range():
