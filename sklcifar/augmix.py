@@ -86,7 +86,10 @@ def _posterize(x, severity, rng):
 
 
 def _solarize(x, severity, rng):
-    threshold = 1 - rng.uniform(0.1, severity / 10, size=(len(x), 1, 1, 1))
+    # AugMix draws the level from [0.1, severity / 10], numpy's legacy uniform taking the
+    # bounds in either order; Generator.uniform refuses a low above high (severity < 1).
+    bounds = sorted((0.1, severity / 10))
+    threshold = 1 - rng.uniform(*bounds, size=(len(x), 1, 1, 1))
     return np.where(x >= threshold, 1 - x, x)
 
 

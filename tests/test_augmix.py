@@ -21,10 +21,11 @@ RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, size=(64, 16, 16, 1), dtype=np.uint8)
 
 
+@pytest.mark.parametrize("severity", [0.05, 0.5, 3, 10])
 @pytest.mark.parametrize("name", sorted(OPERATIONS))
-def test_operations_keep_shape_and_range(name):
+def test_operations_keep_shape_and_range(name, severity):
     x = RNG.random((8, 16, 16, 1), dtype=np.float32)
-    out = OPERATIONS[name](x, 3, np.random.default_rng(0))
+    out = OPERATIONS[name](x, severity, np.random.default_rng(0))
     assert out.shape == x.shape and out.dtype == x.dtype
     assert out.min() >= 0 and out.max() <= 1
 
