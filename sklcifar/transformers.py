@@ -268,7 +268,9 @@ class Standardize(TransformerMixin, BaseEstimator):
                 f"X holds {X.shape[1]}x{X.shape[2]} images, but {type(self).__name__} was "
                 f"fitted on {self.image_shape_[0]}x{self.image_shape_[1]} images."
             )
-        check_same_scale(X, self.input_scale_, owner=type(self).__name__, uint8_as_unit=False)
+        # A Standardize saved before input_scale_ existed transforms as it did then.
+        if hasattr(self, "input_scale_"):
+            check_same_scale(X, self.input_scale_, owner=type(self).__name__, uint8_as_unit=False)
         mean = self.mean_.astype(np.float32)
         scale = self.scale_.astype(np.float32)
         return (X.astype(np.float32) - mean) / scale

@@ -1,6 +1,7 @@
 """Tests for sklcifar.transformers."""
 
 import doctest
+import pickle
 
 import numpy as np
 import pytest
@@ -185,6 +186,15 @@ def test_standardize_refuses_images_of_another_scale():
     unit = Standardize().fit(images / 255.0)
     with pytest.raises(ValueError, match=r"uint8 pixels \(0..255\).*floats in \[0, 1\]"):
         unit.transform(images)
+
+
+def test_standardize_saved_before_its_scale_check_still_transforms():
+    images = _uint8_images()
+    scaler = Standardize().fit(images)
+    expected = scaler.transform(images)
+    older = pickle.loads(pickle.dumps(scaler))
+    del older.input_scale_  # as a Standardize pickled before the attribute existed
+    np.testing.assert_array_equal(older.transform(images), expected)
 
 
 # -------------------------------------------------------------------- perturbations
