@@ -83,6 +83,10 @@ RECIPES = {
     # 1 of "robust": clean accuracy against corruption robustness.
     "robust_severity_3": {"augment": ("flip", "shift", RobustMix(severity=3))},
     "robust_severity_2": {"augment": ("flip", "shift", RobustMix(severity=2))},
+    # Milder still, and the seed's noise alone (no chains): how much of the clean cost
+    # is the chains' and how much the noise's.
+    "robust_severity_0_5": {"augment": ("flip", "shift", RobustMix(severity=0.5))},
+    "robust_noise_only": {"augment": ("flip", "shift", RobustMix(width=0))},
 }
 
 
