@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sklcifar.cli import build_parser, main
+from sklcifar.persistence import load_model
 from sklcifar.search.command import _check_output
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,7 +137,10 @@ def test_refit_minutes_uses_the_time_budget(cifar10_archive, tmp_path):
     args += ["--refit-minutes", "0.1", "--no-robustness-report", "--validation-images", "0"]
     assert main(args) == 0
     refit = json.loads((out / "summary.json").read_text())["refit"]
-    assert refit["epochs"] >= 1 and refit["seconds"] < 60
+    # The saved refit trained to the 6 s budget (how long it took depends on the machine
+    # and what runs beside it, so that is not asserted).
+    assert refit["epochs"] >= 1 and refit["estimated_epochs"] is not None
+    assert load_model(out / "model.joblib")[-1].time_budget == 6.0
 
 
 def test_show_space_prints_the_space_the_fidelity_and_a_user_space(tmp_path, capsys):
