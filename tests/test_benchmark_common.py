@@ -166,6 +166,40 @@ def test_time_to_accuracy_trains_the_fastnet_recipes_with_the_given_parameters(
     assert "FastNetClassifier has no parameter widht" in capsys.readouterr().err
 
 
+def test_ensemble_averages_the_members_against_one_fit_of_all_their_epochs(
+    small_cifar10, tmp_path, capsys, load_benchmark, monkeypatch
+):
+    import numpy as np
+
+    module, path = load_benchmark("ensemble"), tmp_path / "ensemble.csv"
+    built = []
+
+    def narrow_pipeline(classifier, **params):
+        built.append(make_pipeline(classifier, width=2, **params))
+        return built[-1]
+
+    monkeypatch.setattr(module, "make_pipeline", narrow_pipeline)
+    args = ["--data", str(small_cifar10), "--members", "2", "--epochs", "1", "--csv", str(path)]
+    module.main(args)
+    rows = list(csv.DictReader(path.open()))
+    assert [(row["model"], int(row["epochs"])) for row in rows] == [
+        ("member, seed 0", 1),
+        ("member, seed 1", 1),
+        ("average of the 2 members", 2),
+        ("one fit, seed 0", 2),
+    ]
+    assert [(p[-1].random_state, p[-1].epochs_) for p in built] == [(0, 1), (1, 1), (0, 2)]
+    X_test, y_test = load_cifar(small_cifar10, split="test", return_X_y=True)
+    average = np.mean([pipeline.predict_proba(X_test) for pipeline in built[:2]], axis=0)
+    assert float(rows[2]["test"]) == np.mean(built[0].classes_[average.argmax(axis=1)] == y_test)
+    assert float(rows[2]["train_seconds"]) == pytest.approx(
+        sum(float(row["train_seconds"]) for row in rows[:2])
+    )
+    with pytest.raises(SystemExit):
+        module.main(["--members", "1"])
+    assert "expected --members >= 2" in capsys.readouterr().err
+
+
 def test_robust_training_gives_both_recipes_the_same_time_budget(
     small_cifar10, tmp_path, capsys, load_benchmark, monkeypatch
 ):
